@@ -1,0 +1,88 @@
+//! Command-line definition. Every server flag also reads `K3RS_<NAME>` from the
+//! environment and a key of the same name from the config file (see `config_file`).
+//! Values stay strings here; `server::Settings::from_args` validates them so each
+//! problem is reported in one line naming the flag.
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "k3rs",
+    version,
+    about = "Lightweight Kubernetes in one binary",
+    args_override_self = true
+)]
+pub struct Cli {
+    /// Log at debug level.
+    #[arg(long, global = true, env = "K3RS_DEBUG")]
+    pub debug: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a server: API server, datastore and (later) controllers and agent.
+    Server(Box<ServerArgs>),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// Config file (YAML); `config.yaml.d/*.yaml` beside it are read too.
+    #[arg(short = 'c', long, env = "K3RS_CONFIG_FILE", value_name = "FILE")]
+    pub config: Option<String>,
+    /// Folder for state: certificates, datastore, token.
+    #[arg(long, short = 'd', env = "K3RS_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<String>,
+    /// Address the API server listens on.
+    #[arg(long, env = "K3RS_BIND_ADDRESS", value_name = "IP")]
+    pub bind_address: Option<String>,
+    /// HTTPS port of the API server.
+    #[arg(long, env = "K3RS_HTTPS_LISTEN_PORT", value_name = "PORT")]
+    pub https_listen_port: Option<String>,
+    /// Address advertised to cluster members (default: the node IP).
+    #[arg(long, env = "K3RS_ADVERTISE_ADDRESS", value_name = "IP")]
+    pub advertise_address: Option<String>,
+    /// Extra hostname or IP in the serving certificate (repeatable).
+    #[arg(long, env = "K3RS_TLS_SAN", value_name = "SAN", value_delimiter = ',')]
+    pub tls_san: Vec<String>,
+    /// Where to write the admin kubeconfig.
+    #[arg(long, short = 'o', env = "K3RS_WRITE_KUBECONFIG", value_name = "FILE")]
+    pub write_kubeconfig: Option<String>,
+    /// File mode of the kubeconfig, in octal (e.g. 644).
+    #[arg(long, env = "K3RS_WRITE_KUBECONFIG_MODE", value_name = "MODE")]
+    pub write_kubeconfig_mode: Option<String>,
+    /// Shared secret used to join nodes and accepted as an admin bearer token.
+    #[arg(
+        long,
+        short = 't',
+        env = "K3RS_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// File holding the token.
+    #[arg(long, env = "K3RS_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<String>,
+    /// Pod network.
+    #[arg(long, env = "K3RS_CLUSTER_CIDR", value_name = "CIDR")]
+    pub cluster_cidr: Option<String>,
+    /// Service network.
+    #[arg(long, env = "K3RS_SERVICE_CIDR", value_name = "CIDR")]
+    pub service_cidr: Option<String>,
+    /// Port range for NodePort services.
+    #[arg(long, env = "K3RS_SERVICE_NODE_PORT_RANGE", value_name = "RANGE")]
+    pub service_node_port_range: Option<String>,
+    /// ClusterIP of the cluster DNS service; must be inside --service-cidr.
+    #[arg(long, env = "K3RS_CLUSTER_DNS", value_name = "IP")]
+    pub cluster_dns: Option<String>,
+    /// Cluster domain.
+    #[arg(long, env = "K3RS_CLUSTER_DOMAIN", value_name = "DOMAIN")]
+    pub cluster_domain: Option<String>,
+    /// Name of this node (default: the hostname).
+    #[arg(long, env = "K3RS_NODE_NAME", value_name = "NAME")]
+    pub node_name: Option<String>,
+    /// IP address of this node (default: the address of the default-route interface).
+    #[arg(long, env = "K3RS_NODE_IP", value_name = "IP", value_delimiter = ',')]
+    pub node_ip: Vec<String>,
+}

@@ -1,0 +1,134 @@
+//! The generic REST handler: one dispatcher for every resource, routing by path and verb
+//! to `read`, `write` and `delete`.
+
+mod delete;
+mod read;
+mod write;
+
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderMap, Method};
+use k3rs_core::ResourceDef;
+
+use crate::admission::Target;
+use crate::content::{self, Render};
+use crate::error::{ApiError, Result};
+use crate::path::{self, ResourcePath};
+use crate::query::Params;
+use crate::AppState;
+
+/// Everything a verb handler needs to know about the request.
+pub struct Ctx {
+    pub state: AppState,
+    pub def: &'static ResourceDef,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub target: Target,
+    pub params: Params,
+    pub headers: HeaderMap,
+    pub render: Render,
+}
+
+impl Ctx {
+    pub fn ns(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+
+    pub fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or_default()
+    }
+}
+
+pub async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
+    match route(state, req).await {
+        Ok(resp) => resp,
+        Err(err) => err.into_response(),
+    }
+}
+
+async fn route(state: AppState, req: Request) -> Result<Response> {
+    let (parts, body) = req.into_parts();
+    let path = path::parse(parts.uri.path()).ok_or_else(ApiError::no_route)?;
+    let def = state
+        .find(&path.group, &path.version, &path.plural)
+        .ok_or_else(ApiError::no_route)?;
+    let target = check_scope(def, &path)?;
+    let mut params = Params::parse(parts.uri.query())?;
+    params.watch |= path.legacy_watch;
+    let ctx = Ctx {
+        render: content::negotiate(&parts.headers)?,
+        state,
+        def,
+        namespace: path.namespace,
+        name: path.name,
+        target,
+        params,
+        headers: parts.headers,
+    };
+    let body = || async {
+        axum::body::to_bytes(body, content::MAX_BODY_BYTES)
+            .await
+            .map_err(|_| ApiError::too_large(content::MAX_BODY_BYTES))
+    };
+    let collection = ctx.name.is_none();
+    match (parts.method, collection) {
+        (Method::GET, true) if ctx.params.watch => {
+            crate::watch::watch(
+                &ctx.state,
+                def,
+                ctx.namespace.clone(),
+                None,
+                &ctx.params,
+                ctx.render,
+            )
+            .await
+        }
+        (Method::GET, true) => read::list(&ctx).await,
+        (Method::GET, false) if ctx.params.watch => {
+            crate::watch::watch(
+                &ctx.state,
+                def,
+                ctx.namespace.clone(),
+                ctx.name.clone(),
+                &ctx.params,
+                ctx.render,
+            )
+            .await
+        }
+        (Method::GET, false) => read::get(&ctx).await,
+        (Method::POST, true) => write::create(&ctx, body().await?).await,
+        (Method::PUT, false) => write::update(&ctx, body().await?).await,
+        (Method::PATCH, false) => write::patch(&ctx, body().await?).await,
+        (Method::DELETE, false) => delete::delete(&ctx, body().await?).await,
+        (Method::DELETE, true) => delete::delete_collection(&ctx, body().await?).await,
+        (method, _) => Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({method})"
+        ))),
+    }
+}
+
+/// Reject paths that put a resource in the wrong scope or name an unknown subresource.
+fn check_scope(def: &ResourceDef, path: &ResourcePath) -> Result<Target> {
+    if !def.namespaced() && path.namespace.is_some() {
+        return Err(ApiError::no_route());
+    }
+    if def.namespaced() && path.namespace.is_none() && path.name.is_some() {
+        return Err(ApiError::no_route());
+    }
+    match path.subresource.as_deref() {
+        None => Ok(Target::Main),
+        Some("status") if def.has_status => Ok(Target::Status),
+        Some(_) => Err(ApiError::no_route()),
+    }
+}
+
+/// Bytes of an optional body (DELETE may come with or without `DeleteOptions`).
+pub fn optional_json(body: &Bytes) -> Result<Option<serde_json::Value>> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(body)
+        .map(Some)
+        .map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))
+}

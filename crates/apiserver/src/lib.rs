@@ -1,0 +1,228 @@
+//! The k3rs API server: a Kubernetes-compatible REST API over HTTPS, backed by the
+//! revisioned store.
+//!
+//! Every built-in resource is served by one generic code path driven by the resource table
+//! in `k3rs-core` (routing, storage keys, discovery, OpenAPI, Tables); per-kind behaviour
+//! (defaults, validation, printing) lives in small modules keyed by kind. This crate is the
+//! only user of `k3rs-store`: every other component talks to it over HTTPS.
+
+mod admission;
+mod auth;
+mod bootstrap;
+mod content;
+mod convert;
+mod discovery;
+mod error;
+mod filter;
+mod handlers;
+mod object;
+mod openapi;
+mod patch;
+mod path;
+mod query;
+mod schema;
+mod serve;
+mod storage;
+mod watch;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use http::StatusCode;
+use k3rs_certs::token::Token;
+use k3rs_core::{ClusterConfig, ResourceDef, Shutdown};
+use k3rs_store::Backend;
+use tracing::info;
+
+pub use discovery::{KUBE_GIT_VERSION, KUBE_MINOR};
+pub use error::ApiError;
+
+/// Everything the API server needs to run.
+#[derive(Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// The address clients are told to use (discovery's serverAddressByClientCIDRs).
+    pub advertise: SocketAddr,
+    pub tls: Arc<rustls::ServerConfig>,
+    /// Bearer token accepted as an administrator.
+    pub token: Token,
+    pub cluster: ClusterConfig,
+    pub store: Arc<dyn Backend>,
+}
+
+/// Shared by every request handler.
+#[derive(Clone)]
+pub struct AppState {
+    config: Arc<Config>,
+    store: storage::ObjectStore,
+    shutdown: Shutdown,
+}
+
+impl AppState {
+    /// The resource table. Custom resources will be added to it at run time.
+    fn resources(&self) -> &'static [ResourceDef] {
+        k3rs_core::resource::builtins()
+    }
+
+    fn find(&self, group: &str, version: &str, plural: &str) -> Option<&'static ResourceDef> {
+        self.resources()
+            .iter()
+            .find(|d| d.group == group && d.version == version && d.plural == plural)
+    }
+}
+
+/// Errors that stop the API server from starting or serving.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("bootstrapping default objects: {0}")]
+    Bootstrap(ApiError),
+    #[error("serving: {0}")]
+    Serve(std::io::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A bound, bootstrapped server ready to [`Server::run`]. Binding first lets the caller
+/// learn the port (tests bind port 0) and write the kubeconfig before serving.
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    state: AppState,
+}
+
+impl Server {
+    pub async fn bind(config: Config, shutdown: Shutdown) -> Result<Server> {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let state = AppState {
+            store: storage::ObjectStore::new(config.store.clone()),
+            config: Arc::new(config),
+            shutdown,
+        };
+        bootstrap::ensure_defaults(&state)
+            .await
+            .map_err(Error::Bootstrap)?;
+        Ok(Server { listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub async fn run(self) -> Result<()> {
+        info!(addr = %self.local_addr(), "API server listening");
+        let tls = self.state.config.tls.clone();
+        let shutdown = self.state.shutdown.clone();
+        let app = router(self.state);
+        serve::serve(self.listener, tls, app, shutdown)
+            .await
+            .map_err(Error::Serve)
+    }
+}
+
+/// Bind, bootstrap and serve until `shutdown` fires.
+pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
+    Server::bind(config, shutdown).await?.run().await
+}
+
+fn router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/version",
+            get(|| async { axum::Json(discovery::version()) }),
+        )
+        .route("/healthz", get(health))
+        .route("/livez", get(health))
+        .route("/readyz", get(ready))
+        .route("/api", get(api_versions))
+        .route("/apis", get(api_groups))
+        .route("/apis/{group}", get(api_group))
+        .route("/api/{version}", get(core_resources))
+        .route("/apis/{group}/{version}", get(group_resources))
+        .route("/openapi/v3", get(openapi_root))
+        .route("/openapi/v3/{*path}", get(openapi_group_version))
+        .fallback(handlers::dispatch)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_authentication,
+        ))
+        .with_state(state)
+}
+
+async fn health() -> &'static str {
+    "ok"
+}
+
+/// Ready once the datastore answers.
+async fn ready(State(state): State<AppState>) -> Response {
+    match state.config.store.current_revision().await {
+        Ok(_) => "ok".into_response(),
+        Err(err) => (StatusCode::SERVICE_UNAVAILABLE, format!("datastore: {err}")).into_response(),
+    }
+}
+
+fn json(value: serde_json::Value) -> Response {
+    content::json_response(StatusCode::OK, &value, &[])
+}
+
+async fn api_versions(State(state): State<AppState>) -> Response {
+    json(discovery::core_versions(
+        &state.config.advertise.to_string(),
+    ))
+}
+
+async fn api_groups(State(state): State<AppState>) -> Response {
+    json(discovery::group_list(state.resources()))
+}
+
+async fn api_group(State(state): State<AppState>, Path(group): Path<String>) -> Response {
+    match discovery::group(state.resources(), &group) {
+        Some(doc) => json(doc),
+        None => ApiError::no_route().into_response(),
+    }
+}
+
+async fn core_resources(State(state): State<AppState>, Path(version): Path<String>) -> Response {
+    match discovery::resource_list(state.resources(), "", &version) {
+        Some(doc) => json(doc),
+        None => ApiError::no_route().into_response(),
+    }
+}
+
+async fn group_resources(
+    State(state): State<AppState>,
+    Path((group, version)): Path<(String, String)>,
+) -> Response {
+    match discovery::resource_list(state.resources(), &group, &version) {
+        Some(doc) => json(doc),
+        None => ApiError::no_route().into_response(),
+    }
+}
+
+async fn openapi_root(State(state): State<AppState>) -> Response {
+    json(openapi::root(state.resources()))
+}
+
+async fn openapi_group_version(
+    State(state): State<AppState>,
+    Path(path): Path<String>,
+) -> Response {
+    match openapi::group_version(state.resources(), &path) {
+        Some(doc) => json(doc),
+        None => ApiError::no_route().into_response(),
+    }
+}
