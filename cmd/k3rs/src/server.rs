@@ -244,6 +244,42 @@ fn create_private_dir(path: &Path) -> Result<()> {
         .with_context(|| format!("cannot create {}", path.display()))
 }
 
+/// Datastore tuning. Not flags: `K3RS_COMPACT_INTERVAL` (e.g. `30s`, `5m`) and
+/// `K3RS_COMPACT_RETAIN` (revisions) exist for tests and benchmarks that need compaction
+/// to happen quickly.
+fn store_options() -> Result<k3rs_store::SqliteOptions> {
+    let mut options = k3rs_store::SqliteOptions::default();
+    if let Ok(v) = std::env::var("K3RS_COMPACT_INTERVAL") {
+        options.compact_interval = parse_duration(&v)
+            .ok_or_else(|| anyhow!("invalid K3RS_COMPACT_INTERVAL {v:?}: expected e.g. 30s or 5m"))?;
+    }
+    if let Ok(v) = std::env::var("K3RS_COMPACT_RETAIN") {
+        options.retain_revisions = v
+            .parse()
+            .ok()
+            .filter(|n: &i64| *n > 0)
+            .ok_or_else(|| anyhow!("invalid K3RS_COMPACT_RETAIN {v:?}: expected a positive number of revisions"))?;
+    }
+    Ok(options)
+}
+
+/// `90`, `90s`, `5m` or `1h`.
+fn parse_duration(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    let (number, unit) = match v.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => (&v[..i], &v[i..]),
+        None => (v, "s"),
+    };
+    let n: u64 = number.parse().ok()?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return None,
+    };
+    Some(Duration::from_secs(seconds))
+}
+
 /// Resolve when the process receives SIGTERM or SIGINT.
 async fn termination_signal() {
     use tokio::signal::unix::{signal, SignalKind};
@@ -268,7 +304,7 @@ pub async fn run(settings: Settings) -> Result<()> {
     .context("server token")?;
     let store = k3rs_store::Sqlite::open(
         &server_dir.join("db").join("state.db"),
-        k3rs_store::SqliteOptions::default(),
+        store_options()?,
     )
     .await
     .context("datastore")?;
@@ -336,6 +372,13 @@ mod tests {
         let cli = crate::cli::Cli::try_parse_from(args).unwrap();
         let crate::cli::Command::Server(server) = cli.command;
         Settings::from_args(&server)
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1x"), None);
     }
 
     #[test]

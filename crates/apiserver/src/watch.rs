@@ -34,20 +34,31 @@ struct Encoder {
     def: &'static ResourceDef,
     render: Render,
     include_object: String,
+    /// Tables carry column definitions in their first event only, as upstream.
+    sent_columns: std::sync::atomic::AtomicBool,
 }
 
 impl Encoder {
     fn event(&self, kind: &str, object: Value) -> Bytes {
         let object = match self.render {
-            Render::Table if kind != "BOOKMARK" && kind != "ERROR" => k3rs_printers::table(
-                &self.def.group,
-                &self.def.plural,
-                &[object],
-                "",
-                None,
-                &self.include_object,
-                chrono::Utc::now(),
-            ),
+            Render::Table if kind != "BOOKMARK" && kind != "ERROR" => {
+                let mut table = k3rs_printers::table(
+                    &self.def.group,
+                    &self.def.plural,
+                    &[object],
+                    "",
+                    None,
+                    &self.include_object,
+                    chrono::Utc::now(),
+                );
+                if self
+                    .sent_columns
+                    .swap(true, std::sync::atomic::Ordering::Relaxed)
+                {
+                    table["columnDefinitions"] = Value::Array(Vec::new());
+                }
+                table
+            }
             _ => object,
         };
         let mut line = serde_json::to_vec(&json!({"type": kind, "object": object}))
@@ -110,6 +121,7 @@ pub async fn watch(
         def,
         render,
         include_object: params.include_object.clone(),
+        sent_columns: Default::default(),
     };
     let prefix = match &name {
         Some(n) => def.key(namespace.as_deref(), n),

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Run the whole k3rs test suite: formatting, lints, unit tests and end-to-end tests
+# against real `k3rs server` processes. Installs what it needs first.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$here"
+
+need=()
+for tool in openssl:openssl curl:curl cc:build-essential pkg-config:pkg-config; do
+    command -v "${tool%%:*}" >/dev/null || need+=("${tool##*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    else
+        echo "missing prerequisites: ${need[*]} (run as root to install them)" >&2
+        exit 1
+    fi
+fi
+# kubectl drives the end-to-end tests; a missing one must fail, not skip.
+command -v kubectl >/dev/null || { echo "kubectl is required for the end-to-end tests" >&2; exit 1; }
+rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy 2>/dev/null || true
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo test"
+cargo test --workspace --locked --no-fail-fast
