@@ -250,15 +250,14 @@ fn create_private_dir(path: &Path) -> Result<()> {
 fn store_options() -> Result<k3rs_store::SqliteOptions> {
     let mut options = k3rs_store::SqliteOptions::default();
     if let Ok(v) = std::env::var("K3RS_COMPACT_INTERVAL") {
-        options.compact_interval = parse_duration(&v)
-            .ok_or_else(|| anyhow!("invalid K3RS_COMPACT_INTERVAL {v:?}: expected e.g. 30s or 5m"))?;
+        options.compact_interval = parse_duration(&v).ok_or_else(|| {
+            anyhow!("invalid K3RS_COMPACT_INTERVAL {v:?}: expected e.g. 30s or 5m")
+        })?;
     }
     if let Ok(v) = std::env::var("K3RS_COMPACT_RETAIN") {
-        options.retain_revisions = v
-            .parse()
-            .ok()
-            .filter(|n: &i64| *n > 0)
-            .ok_or_else(|| anyhow!("invalid K3RS_COMPACT_RETAIN {v:?}: expected a positive number of revisions"))?;
+        options.retain_revisions = v.parse().ok().filter(|n: &i64| *n > 0).ok_or_else(|| {
+            anyhow!("invalid K3RS_COMPACT_RETAIN {v:?}: expected a positive number of revisions")
+        })?;
     }
     Ok(options)
 }
@@ -302,12 +301,9 @@ pub async fn run(settings: Settings) -> Result<()> {
         settings.token.as_deref(),
     )
     .context("server token")?;
-    let store = k3rs_store::Sqlite::open(
-        &server_dir.join("db").join("state.db"),
-        store_options()?,
-    )
-    .await
-    .context("datastore")?;
+    let store = k3rs_store::Sqlite::open(&server_dir.join("db").join("state.db"), store_options()?)
+        .await
+        .context("datastore")?;
     let shutdown = Shutdown::new();
     let config = k3rs_apiserver::Config {
         listen: SocketAddr::new(settings.bind_address, settings.https_port),

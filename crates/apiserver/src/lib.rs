@@ -15,6 +15,7 @@ mod discovery;
 mod error;
 mod filter;
 mod handlers;
+mod namespace_finalizer;
 mod object;
 mod openapi;
 mod patch;
@@ -125,6 +126,9 @@ impl Server {
 
     pub async fn run(self) -> Result<()> {
         info!(addr = %self.local_addr(), "API server listening");
+        namespace_finalizer::resume(&self.state)
+            .await
+            .map_err(Error::Bootstrap)?;
         let tls = self.state.config.tls.clone();
         let shutdown = self.state.shutdown.clone();
         let app = router(self.state);
