@@ -29,10 +29,11 @@ fn main() {
     let (pb_src, openapi_src) = locate_sources();
     let openapi = OpenApiNames::load(&openapi_src);
     let messages = parse_k8s_pb(&pb_src);
-    let table = render(&messages, &openapi);
+    let (table, fallbacks) = render(&messages, &openapi);
 
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR is set by cargo"));
     std::fs::write(out.join("schema_table.rs"), table).expect("write schema_table.rs");
+    std::fs::write(out.join("json_name_fallbacks.txt"), fallbacks).expect("write fallbacks");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -154,7 +155,9 @@ impl OpenApiNames {
             .collect();
         versions.sort_by_key(|path| {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            std::cmp::Reverse(version_key(name.trim_start_matches('v').replace('_', ".").as_str()))
+            std::cmp::Reverse(version_key(
+                name.trim_start_matches('v').replace('_', ".").as_str(),
+            ))
         });
 
         let mut types = HashMap::new();
@@ -288,6 +291,17 @@ fn parse_pb_module(module: &[String], text: &str, messages: &mut Vec<PbMessage>)
     for line in text.lines() {
         if let Some(name) = line
             .strip_prefix("pub struct ")
+            .and_then(|rest| rest.strip_suffix(" {}"))
+        {
+            messages.push(PbMessage {
+                package: module.join("."),
+                rust_name: name.to_string(),
+                fields: Vec::new(),
+            });
+            continue;
+        }
+        if let Some(name) = line
+            .strip_prefix("pub struct ")
             .and_then(|rest| rest.strip_suffix(" {"))
         {
             current = Some(PbMessage {
@@ -308,10 +322,10 @@ fn parse_pb_module(module: &[String], text: &str, messages: &mut Vec<PbMessage>)
         if let Some(doc) = trimmed.strip_prefix("///") {
             if !doc_started {
                 doc_started = true;
-                doc_word = doc
-                    .split_whitespace()
-                    .next()
-                    .map(|w| w.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string());
+                doc_word = doc.split_whitespace().next().map(|w| {
+                    w.trim_matches(|c: char| !c.is_ascii_alphanumeric())
+                        .to_string()
+                });
             }
             continue;
         }
@@ -325,7 +339,8 @@ fn parse_pb_module(module: &[String], text: &str, messages: &mut Vec<PbMessage>)
         }
         if attribute.is_some() {
             declaration.push_str(trimmed);
-            if declaration.ends_with(',') {
+            let balanced = declaration.matches('<').count() == declaration.matches('>').count();
+            if declaration.ends_with(',') && balanced {
                 let attr = attribute.take().expect("attribute");
                 let field = parse_pb_field(module, &attr, &declaration, doc_word.take());
                 message.fields.push(field);
@@ -336,7 +351,12 @@ fn parse_pb_module(module: &[String], text: &str, messages: &mut Vec<PbMessage>)
     }
 }
 
-fn parse_pb_field(module: &[String], attr: &str, declaration: &str, doc: Option<String>) -> PbField {
+fn parse_pb_field(
+    module: &[String],
+    attr: &str,
+    declaration: &str,
+    doc: Option<String>,
+) -> PbField {
     let (name, ty) = declaration
         .strip_prefix("pub ")
         .and_then(|rest| rest.split_once(':'))
@@ -354,7 +374,8 @@ fn parse_pb_field(module: &[String], attr: &str, declaration: &str, doc: Option<
 
     let (label, key, value) = if let Some(map) = head
         .strip_prefix("btree_map = \"")
-        .or_else(|| head.strip_prefix("map = \"")).or_else(|| head.strip_prefix("hash_map = \""))
+        .or_else(|| head.strip_prefix("map = \""))
+        .or_else(|| head.strip_prefix("hash_map = \""))
     {
         // `btree_map = "string, message"`: split() above cut it at ", ".
         let key = map.to_string();
@@ -392,7 +413,7 @@ fn parse_pb_field(module: &[String], attr: &str, declaration: &str, doc: Option<
 /// The message type path inside `Option<..>`, `Vec<..>`, `Box<..>` or the value of a
 /// `BTreeMap<K, V>`.
 fn innermost_type(ty: &str) -> &str {
-    let ty = ty.trim_end_matches(',').trim_end_matches('>');
+    let ty = ty.trim_end_matches([',', '>']);
     let start = ty.rfind(['<', ',']).map(|i| i + 1).unwrap_or(0);
     &ty[start..]
 }
@@ -415,6 +436,96 @@ fn resolve_type(module: &[String], path: &str) -> String {
 
 // ---------------------------------------------------------------------------------------
 // Rendering the table
+
+/// Fields whose message Go embeds with `json:",inline"`: protobuf has a field for the
+/// embedded struct, JSON has its fields directly in the parent (`Probe.handler`,
+/// `Volume.volumeSource`, `ConfigMapKeySelector.localObjectReference`).
+struct InlineFields {
+    /// (lowercased message key, field number).
+    fields: std::collections::HashSet<(String, u32)>,
+    /// Lowercased key of an embedded message -> key of an OpenAPI type that embeds it.
+    borrowed_names: HashMap<String, String>,
+}
+
+fn find_inline_fields(messages: &[PbMessage], openapi: &OpenApiNames) -> InlineFields {
+    let by_key: HashMap<String, &PbMessage> = messages
+        .iter()
+        .map(|m| {
+            (
+                format!("{}.{}", m.package, m.rust_name).to_ascii_lowercase(),
+                m,
+            )
+        })
+        .collect();
+    let mut inline = InlineFields {
+        fields: Default::default(),
+        borrowed_names: HashMap::new(),
+    };
+    let mut embedded_types = std::collections::HashSet::new();
+    // With an OpenAPI definition: a message field the definition lacks, whose own fields
+    // the definition has (or are themselves embedded), is embedded. Repeated until no
+    // change, for embedding chains (`NamedRuleWithOperations` > `RuleWithOperations` > `Rule`).
+    loop {
+        let mut changed = false;
+        for m in messages {
+            let key = format!("{}.{}", m.package, m.rust_name).to_ascii_lowercase();
+            let Some(names) = openapi.types.get(&key) else {
+                continue;
+            };
+            for f in &m.fields {
+                if f.label != Label::Single
+                    || names.fields.contains_key(&normalize(&f.rust_name))
+                    || inline.fields.contains(&(key.clone(), f.number))
+                {
+                    continue;
+                }
+                let Some(target_key) = f.message.as_ref().map(|t| t.to_ascii_lowercase()) else {
+                    continue;
+                };
+                let Some(target) = by_key.get(&target_key) else {
+                    continue;
+                };
+                let embedded = !target.fields.is_empty()
+                    && target.fields.iter().all(|tf| {
+                        names.fields.contains_key(&normalize(&tf.rust_name))
+                            || inline.fields.contains(&(target_key.clone(), tf.number))
+                    });
+                if embedded {
+                    inline.fields.insert((key.clone(), f.number));
+                    inline
+                        .borrowed_names
+                        .entry(target_key.clone())
+                        .or_insert(key.clone());
+                    embedded_types.insert(target_key.rsplit('.').next().unwrap_or("").to_string());
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    // Without one (older API versions): a field named after a type embedded elsewhere.
+    for m in messages {
+        let key = format!("{}.{}", m.package, m.rust_name).to_ascii_lowercase();
+        if openapi.types.contains_key(&key) {
+            continue;
+        }
+        for f in &m.fields {
+            let Some(target_key) = f.message.as_ref().map(|t| t.to_ascii_lowercase()) else {
+                continue;
+            };
+            let type_name = target_key.rsplit('.').next().unwrap_or("");
+            if f.label == Label::Single
+                && normalize(&f.rust_name) == type_name
+                && embedded_types.contains(type_name)
+            {
+                inline.fields.insert((key.clone(), f.number));
+            }
+        }
+    }
+    inline
+}
 
 fn lower_camel(snake: &str) -> String {
     let mut out = String::new();
@@ -453,7 +564,9 @@ fn scalar_variant(ty: &str) -> &'static str {
     }
 }
 
-fn render(messages: &[PbMessage], openapi: &OpenApiNames) -> String {
+/// Renders the table, and a list of the fields whose JSON name did not come from
+/// k8s-openapi (for review; written next to the table).
+fn render(messages: &[PbMessage], openapi: &OpenApiNames) -> (String, String) {
     // Canonical (Kubernetes) spelling of each message's full name.
     let canonical: Vec<String> = messages
         .iter()
@@ -475,32 +588,60 @@ fn render(messages: &[PbMessage], openapi: &OpenApiNames) -> String {
         index_of_rust.insert(format!("{}.{}", m.package, m.rust_name), position);
     }
 
+    let inline = find_inline_fields(messages, openapi);
+
     let mut stats: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut fallbacks = String::new();
     let mut out = String::new();
-    out.push_str("// @generated by crates/kubeproto/build.rs from k8s-pb and k8s-openapi sources.\n");
+    out.push_str(
+        "// @generated by crates/kubeproto/build.rs from k8s-pb and k8s-openapi sources.\n",
+    );
     out.push_str("pub(crate) static MESSAGES: &[MessageSchema] = &[\n");
     for &i in &order {
         let m = &messages[i];
         let key = format!("{}.{}", m.package, m.rust_name).to_ascii_lowercase();
-        let names = openapi.types.get(&key);
+        // A message embedded inline in another (Go `json:",inline"`) takes its JSON names
+        // from the embedding type when it has no OpenAPI definition of its own.
+        let names = openapi.types.get(&key).or_else(|| {
+            inline
+                .borrowed_names
+                .get(&key)
+                .and_then(|k| openapi.types.get(k))
+        });
         let mut fields: Vec<&PbField> = m.fields.iter().collect();
         fields.sort_by_key(|f| f.number);
-        writeln!(out, "    MessageSchema {{ name: {:?}, fields: &[", canonical[i]).unwrap();
+        writeln!(
+            out,
+            "    MessageSchema {{ name: {:?}, fields: &[",
+            canonical[i]
+        )
+        .unwrap();
         for f in fields {
             let normalized = normalize(&f.rust_name);
             let from_openapi = names.and_then(|t| t.fields.get(&normalized));
-            let (json, required) = if let Some(field) = from_openapi {
+            let is_inline = inline.fields.contains(&(key.clone(), f.number));
+            let (json, required) = if is_inline {
+                *stats.entry("inline").or_default() += 1;
+                (lower_camel(&f.rust_name), false)
+            } else if let Some(field) = from_openapi {
                 *stats.entry("openapi").or_default() += 1;
                 (field.json.clone(), field.required)
-            } else if let Some(word) = f
-                .doc_word
-                .as_ref()
-                .filter(|w| normalize(w) == normalized && w.starts_with(|c: char| c.is_ascii_lowercase()))
-            {
+            } else if let Some(word) = f.doc_word.as_ref().filter(|w| {
+                normalize(w) == normalized && w.starts_with(|c: char| c.is_ascii_lowercase())
+            }) {
                 *stats.entry("doc comment").or_default() += 1;
+                writeln!(fallbacks, "{} {} doc {}", canonical[i], f.rust_name, word).unwrap();
                 (word.clone(), false)
             } else {
                 *stats.entry("camelCase").or_default() += 1;
+                writeln!(
+                    fallbacks,
+                    "{} {} camel {}",
+                    canonical[i],
+                    f.rust_name,
+                    lower_camel(&f.rust_name)
+                )
+                .unwrap();
                 (lower_camel(&f.rust_name), false)
             };
             let value = match &f.message {
@@ -526,8 +667,8 @@ fn render(messages: &[PbMessage], openapi: &OpenApiNames) -> String {
                 && !KEEP_EMPTY_STRING.contains(&json.as_str());
             writeln!(
                 out,
-                "        FieldSchema {{ number: {}, json_name: {:?}, shape: {}, value: {}, omit_empty_string: {} }},",
-                f.number, json, shape, value, omit_empty_string
+                "        FieldSchema {{ number: {}, json_name: {:?}, shape: {}, value: {}, omit_empty_string: {}, inline: {} }},",
+                f.number, json, shape, value, omit_empty_string, is_inline
             )
             .unwrap();
         }
@@ -535,5 +676,5 @@ fn render(messages: &[PbMessage], openapi: &OpenApiNames) -> String {
     }
     out.push_str("];\n");
     writeln!(out, "// JSON name sources: {stats:?}").unwrap();
-    out
+    (out, fallbacks)
 }

@@ -61,7 +61,7 @@ pub fn negotiate(headers: &HeaderMap) -> Result<Render> {
         let mut parts = clause.split(';').map(str::trim);
         let media = parts.next().unwrap_or("");
         let params: Vec<&str> = parts.collect();
-        let is_table = params.iter().any(|p| *p == "as=Table");
+        let is_table = params.contains(&"as=Table");
         if is_table && (media == "application/json" || media == "*/*") {
             return Ok(Render::Table);
         }

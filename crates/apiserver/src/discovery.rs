@@ -176,7 +176,12 @@ mod tests {
             .collect();
         assert!(names.contains(&"pods") && names.contains(&"pods/status"));
         assert!(!names.contains(&"configmaps/status"));
-        let pods = &list["resources"][1];
+        let pods = list["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "pods")
+            .unwrap();
         assert_eq!(pods["shortNames"], json!(["po"]));
         assert_eq!(pods["categories"], json!(["all"]));
     }

@@ -6,6 +6,9 @@
 //! decoding logic.
 
 /// Protobuf scalar type of a field, or the message it refers to.
+// The generated table uses only the types Kubernetes uses today; the rest keep the
+// decoder complete for any proto2 scalar.
+#[allow(dead_code)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ValueType {
     String,
@@ -46,6 +49,8 @@ pub(crate) struct FieldSchema {
     /// An optional Go string field: Go's `omitempty` drops `""`, and the Go protobuf
     /// encoder writes non-pointer strings even when empty, so `""` is dropped too.
     pub(crate) omit_empty_string: bool,
+    /// Go embeds this message with `json:",inline"`: its fields go into the parent object.
+    pub(crate) inline: bool,
 }
 
 /// One message: its full protobuf name and its fields sorted by number.

@@ -181,8 +181,14 @@ mod tests {
 
     #[test]
     fn rejects_truncated_and_overlong_varints() {
-        assert_eq!(Reader::new(&[0x80, 0x80]).varint(), Err(WireError::TruncatedVarint));
-        assert_eq!(Reader::new(&[0xff; 11]).varint(), Err(WireError::VarintTooLong));
+        assert_eq!(
+            Reader::new(&[0x80, 0x80]).varint(),
+            Err(WireError::TruncatedVarint)
+        );
+        assert_eq!(
+            Reader::new(&[0xff; 11]).varint(),
+            Err(WireError::VarintTooLong)
+        );
     }
 
     #[test]
@@ -190,11 +196,17 @@ mod tests {
         let mut r = Reader::new(&[0x0a, 0x05, b'a']);
         let (number, wire_type) = r.key().unwrap();
         assert_eq!((number, wire_type), (1, WireType::LengthDelimited));
-        assert!(matches!(r.value(wire_type), Err(WireError::Truncated { needed: 5, .. })));
+        assert!(matches!(
+            r.value(wire_type),
+            Err(WireError::Truncated { needed: 5, .. })
+        ));
     }
 
     #[test]
     fn rejects_field_zero() {
-        assert_eq!(Reader::new(&[0x00]).key(), Err(WireError::BadFieldNumber(0)));
+        assert_eq!(
+            Reader::new(&[0x00]).key(),
+            Err(WireError::BadFieldNumber(0))
+        );
     }
 }

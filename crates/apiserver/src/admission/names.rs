@@ -92,7 +92,7 @@ pub fn validate(def: &ResourceDef, obj: &Value) -> Result<()> {
             match value.as_str() {
                 Some(v) if is_label_value(v) => {}
                 _ => causes.push(FieldCause {
-                    field: format!("metadata.labels"),
+                    field: "metadata.labels".into(),
                     message: format!("Invalid value: {value}: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"),
                     reason: "FieldValueInvalid",
                 }),

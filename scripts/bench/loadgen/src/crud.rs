@@ -15,7 +15,7 @@ use kube::{Api, Client};
 use crate::stats::Latencies;
 
 /// Bytes of filler in each ConfigMap, so objects are not trivially small.
-const PAYLOAD_BYTES: usize = 256;
+pub const PAYLOAD_BYTES: usize = 256;
 
 /// What one phase measured.
 pub struct PhaseResult {
@@ -40,7 +40,10 @@ pub fn config_map(name: &str, generation: usize) -> ConfigMap {
     ConfigMap {
         metadata: ObjectMeta {
             name: Some(name.to_string()),
-            labels: Some(BTreeMap::from([("app".to_string(), "k3rs-bench".to_string())])),
+            labels: Some(BTreeMap::from([(
+                "app".to_string(),
+                "k3rs-bench".to_string(),
+            )])),
             ..ObjectMeta::default()
         },
         data: Some(BTreeMap::from([
@@ -191,8 +194,11 @@ pub async fn lists(
             } else {
                 // Not a transport error, but a wrong answer is a server failure.
                 Err(kube::Error::Service(
-                    format!("list returned {} items, expected {expected}", list.items.len())
-                        .into(),
+                    format!(
+                        "list returned {} items, expected {expected}",
+                        list.items.len()
+                    )
+                    .into(),
                 ))
             }
         }

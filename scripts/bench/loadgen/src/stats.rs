@@ -34,7 +34,6 @@ impl Latencies {
             self.samples[rank.clamp(1, self.samples.len()) - 1]
         };
         Summary {
-            count: self.samples.len(),
             p50: at(0.50),
             p99: at(0.99),
             max: self.samples.last().copied().unwrap_or_default(),
@@ -43,7 +42,6 @@ impl Latencies {
 }
 
 pub struct Summary {
-    pub count: usize,
     pub p50: Duration,
     pub p99: Duration,
     pub max: Duration,
