@@ -74,8 +74,14 @@ fn check_schema(
     obj: &mut Value,
     validation: FieldValidation,
 ) -> Result<Vec<String>> {
+    // Upstream's wording, which clients and users grep for.
+    let prefix = format!(
+        "{kind} in version \"{version}\" cannot be handled as a {kind}",
+        kind = def.kind,
+        version = def.version
+    );
     let check = schema::check(def, obj)
-        .map_err(|e| ApiError::bad_request(format!("{} in body: {e}", def.kind)))?;
+        .map_err(|e| ApiError::bad_request(format!("{prefix}: {e}")))?;
     if check.unknown_fields.is_empty() {
         return Ok(Vec::new());
     }
@@ -86,7 +92,7 @@ fn check_schema(
         .collect();
     if validation == FieldValidation::Strict {
         return Err(ApiError::bad_request(format!(
-            "strict decoding error: {}",
+            "{prefix}: strict decoding error: {}",
             messages.join(", ")
         )));
     }
