@@ -33,6 +33,9 @@ pub fn decode_object(headers: &HeaderMap, body: &Bytes) -> Result<Value> {
             .map_err(|e| ApiError::bad_request(format!("error decoding JSON body: {e}")))?,
         "application/yaml" | "application/x-yaml" | "text/yaml" => serde_yaml::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML body: {e}")))?,
+        // client-go's typed clients send built-in kinds as protobuf.
+        k3rs_kubeproto::MEDIA_TYPE => k3rs_kubeproto::decode_object(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding protobuf body: {e}")))?,
         other => return Err(ApiError::unsupported_media_type(other)),
     };
     if !value.is_object() {

@@ -53,21 +53,34 @@ pub(crate) struct FieldSchema {
     pub(crate) inline: bool,
 }
 
-/// One message: its full protobuf name and its fields sorted by number.
+/// One message: its full protobuf name and its fields (a range of [`FIELDS`], sorted by
+/// number).
 #[derive(Debug)]
 pub(crate) struct MessageSchema {
     pub(crate) name: &'static str,
-    pub(crate) fields: &'static [FieldSchema],
+    first_field: usize,
+    field_count: usize,
 }
 
 impl MessageSchema {
+    pub(crate) fn fields(&self) -> &'static [FieldSchema] {
+        FIELDS
+            .get(self.first_field..self.first_field + self.field_count)
+            .unwrap_or_default()
+    }
+
     pub(crate) fn field(&self, number: u32) -> Option<&'static FieldSchema> {
-        self.fields
+        let fields = self.fields();
+        fields
             .binary_search_by_key(&number, |f| f.number)
             .ok()
-            .map(|i| &self.fields[i])
+            .map(|i| &fields[i])
     }
 }
+
+// Short names keep the generated table small.
+use Shape as S;
+use ValueType as V;
 
 include!(concat!(env!("OUT_DIR"), "/schema_table.rs"));
 

@@ -46,10 +46,10 @@ pub fn apply(def: &ResourceDef, obj: &mut Value) {
                 default(spec, "replicas", json!(1));
                 default(spec, "revisionHistoryLimit", json!(10));
                 default(spec, "progressDeadlineSeconds", json!(600));
-                default(
+                strategy(
                     spec,
                     "strategy",
-                    json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}),
+                    json!({"maxUnavailable": "25%", "maxSurge": "25%"}),
                 );
             }
             template(obj, &["spec", "template", "spec"]);
@@ -63,10 +63,10 @@ pub fn apply(def: &ResourceDef, obj: &mut Value) {
         ("apps", "DaemonSet") => {
             if let Some(spec) = object_at(obj, &["spec"]) {
                 default(spec, "revisionHistoryLimit", json!(10));
-                default(
+                strategy(
                     spec,
                     "updateStrategy",
-                    json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
+                    json!({"maxUnavailable": 1, "maxSurge": 0}),
                 );
             }
             template(obj, &["spec", "template", "spec"]);
@@ -76,11 +76,7 @@ pub fn apply(def: &ResourceDef, obj: &mut Value) {
                 default(spec, "replicas", json!(1));
                 default(spec, "podManagementPolicy", json!("OrderedReady"));
                 default(spec, "revisionHistoryLimit", json!(10));
-                default(
-                    spec,
-                    "updateStrategy",
-                    json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
-                );
+                strategy(spec, "updateStrategy", json!({"partition": 0}));
                 default(
                     spec,
                     "persistentVolumeClaimRetentionPolicy",
@@ -106,6 +102,35 @@ pub fn apply(def: &ResourceDef, obj: &mut Value) {
             template(obj, &["spec", "jobTemplate", "spec", "template", "spec"]);
         }
         _ => {}
+    }
+}
+
+/// A workload's update strategy: `RollingUpdate` when no type is given (also when the
+/// client sent an empty object, as protobuf clients do), with its parameters defaulted.
+fn strategy(spec: &mut Map<String, Value>, field: &str, rolling_defaults: Value) {
+    let strategy = spec.entry(field.to_string()).or_insert_with(|| json!({}));
+    if !strategy.is_object() {
+        *strategy = json!({});
+    }
+    let map = strategy.as_object_mut().expect("made an object above");
+    if map
+        .get("type")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        map.insert("type".into(), json!("RollingUpdate"));
+    }
+    if map.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
+        let rolling = map
+            .entry("rollingUpdate".to_string())
+            .or_insert_with(|| json!({}));
+        if let (Some(rolling), Some(defaults)) =
+            (rolling.as_object_mut(), rolling_defaults.as_object())
+        {
+            for (k, v) in defaults {
+                default(rolling, k, v.clone());
+            }
+        }
     }
 }
 

@@ -80,8 +80,8 @@ fn check_schema(
         kind = def.kind,
         version = def.version
     );
-    let check = schema::check(def, obj)
-        .map_err(|e| ApiError::bad_request(format!("{prefix}: {e}")))?;
+    let check =
+        schema::check(def, obj).map_err(|e| ApiError::bad_request(format!("{prefix}: {e}")))?;
     if check.unknown_fields.is_empty() {
         return Ok(Vec::new());
     }
@@ -151,6 +151,13 @@ pub fn prepare_create(
     meta.insert("creationTimestamp".into(), json!(object::now_rfc3339()));
     if def.has_status {
         meta.insert("generation".into(), json!(1));
+        // Status is the controllers' to write; upstream drops it on create, except for
+        // Nodes, which kubelets register with their status filled in.
+        if def.kind != "Node" {
+            if let Some(map) = obj.as_object_mut() {
+                map.remove("status");
+            }
+        }
     }
     defaults::apply(def, obj);
     Ok(warnings)

@@ -42,15 +42,15 @@ impl CpuMeter {
         }
     }
 
-    /// `server CPU x s (y µs/req), loadgen CPU z s`, or empty when unreadable.
-    pub fn report(&self, requests: usize) -> String {
+    /// `server CPU x s (y µs/<unit>), loadgen CPU z s`, or empty when unreadable.
+    pub fn report(&self, requests: usize, unit: &str) -> String {
         let mut parts = Vec::new();
         if let (Some(pid), Some(start)) = (&self.server_pid, self.server_start) {
             if let Some(now) = cpu_time(pid) {
                 let used = now.saturating_sub(start);
                 let per_request = used.as_secs_f64() * 1e6 / requests.max(1) as f64;
                 parts.push(format!(
-                    "server CPU {:.2} s ({per_request:.0} µs/req)",
+                    "server CPU {:.2} s ({per_request:.0} µs/{unit})",
                     used.as_secs_f64()
                 ));
             }
