@@ -23,11 +23,11 @@ async fn ensure(
         .find(group_version.0, group_version.1, plural)
         .expect("bootstrap kinds are built in");
     let name = crate::object::name(&obj).unwrap_or_default().to_string();
-    if state.store.get(def, ns, &name).await?.is_some() {
+    if state.store.get(&def, ns, &name).await?.is_some() {
         return Ok(());
     }
-    admission::prepare_create(def, ns, &mut obj, &Params::parse(None)?)?;
-    match state.store.create(def, ns, &obj).await {
+    admission::prepare_create(&def, ns, &mut obj, &Params::parse(None)?)?;
+    match state.store.create(&def, ns, &obj).await {
         Ok(_) => Ok(()),
         // Another server sharing the datastore created it first.
         Err(e) if e.code == http::StatusCode::CONFLICT => Ok(()),
@@ -70,7 +70,7 @@ pub async fn ensure_defaults(state: &AppState) -> Result<()> {
     let subsets = endpoint_subsets(&ip, port);
     match state
         .store
-        .get(endpoints_def, Some("default"), "kubernetes")
+        .get(&endpoints_def, Some("default"), "kubernetes")
         .await?
     {
         Some(mut current) if current["subsets"] != subsets => {
@@ -81,7 +81,7 @@ pub async fn ensure_defaults(state: &AppState) -> Result<()> {
                 .unwrap_or_default();
             state
                 .store
-                .update(endpoints_def, Some("default"), &current, rv)
+                .update(&endpoints_def, Some("default"), &current, rv)
                 .await?;
         }
         Some(_) => {}

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use std::sync::Arc;
+
 use k3rs_core::ResourceDef;
 use serde_json::{json, Value};
 
@@ -46,7 +48,7 @@ pub fn core_versions(server_address: &str) -> Value {
 }
 
 /// Named groups with their versions, in first-seen order of the resource table.
-fn groups(resources: &[ResourceDef]) -> Vec<(String, Vec<String>)> {
+fn groups(resources: &[Arc<ResourceDef>]) -> Vec<(String, Vec<String>)> {
     let mut out: Vec<(String, Vec<String>)> = Vec::new();
     for def in resources.iter().filter(|d| !d.group.is_empty()) {
         match out.iter_mut().find(|(g, _)| *g == def.group) {
@@ -69,7 +71,7 @@ fn group_json(name: &str, versions: &[String]) -> Value {
 }
 
 /// `/apis`.
-pub fn group_list(resources: &[ResourceDef]) -> Value {
+pub fn group_list(resources: &[Arc<ResourceDef>]) -> Value {
     let groups: Vec<Value> = groups(resources)
         .iter()
         .map(|(name, versions)| group_json(name, versions))
@@ -78,7 +80,7 @@ pub fn group_list(resources: &[ResourceDef]) -> Value {
 }
 
 /// `/apis/<group>`.
-pub fn group(resources: &[ResourceDef], name: &str) -> Option<Value> {
+pub fn group(resources: &[Arc<ResourceDef>], name: &str) -> Option<Value> {
     let (_, versions) = groups(resources).into_iter().find(|(g, _)| g == name)?;
     let mut doc = group_json(name, &versions);
     doc["kind"] = json!("APIGroup");
@@ -87,8 +89,8 @@ pub fn group(resources: &[ResourceDef], name: &str) -> Option<Value> {
 }
 
 /// `/api/v1` or `/apis/<group>/<version>`; `None` if nothing is served there.
-pub fn resource_list(resources: &[ResourceDef], group: &str, version: &str) -> Option<Value> {
-    let defs: Vec<&ResourceDef> = resources
+pub fn resource_list(resources: &[Arc<ResourceDef>], group: &str, version: &str) -> Option<Value> {
+    let defs: Vec<&Arc<ResourceDef>> = resources
         .iter()
         .filter(|d| d.group == group && d.version == version)
         .collect();
@@ -147,7 +149,7 @@ fn storage_version_hash(def: &ResourceDef) -> String {
 }
 
 /// Every served group-version path (`api/v1`, `apis/apps/v1`, ...), for OpenAPI v3.
-pub fn group_version_paths(resources: &[ResourceDef]) -> BTreeMap<String, (String, String)> {
+pub fn group_version_paths(resources: &[Arc<ResourceDef>]) -> BTreeMap<String, (String, String)> {
     resources
         .iter()
         .map(|d| {
@@ -167,7 +169,8 @@ mod tests {
 
     #[test]
     fn core_resource_list_has_pods_and_status() {
-        let list = resource_list(k3rs_core::resource::builtins(), "", "v1").unwrap();
+        let list =
+            resource_list(&crate::registry::Registry::builtin().snapshot(), "", "v1").unwrap();
         let names: Vec<&str> = list["resources"]
             .as_array()
             .unwrap()
@@ -188,7 +191,7 @@ mod tests {
 
     #[test]
     fn groups_are_listed_once() {
-        let list = group_list(k3rs_core::resource::builtins());
+        let list = group_list(&crate::registry::Registry::builtin().snapshot());
         let names: Vec<&str> = list["groups"]
             .as_array()
             .unwrap()
@@ -197,6 +200,6 @@ mod tests {
             .collect();
         assert_eq!(names.iter().filter(|n| **n == "apps").count(), 1);
         assert!(names.contains(&"events.k8s.io"));
-        assert!(group(k3rs_core::resource::builtins(), "nope").is_none());
+        assert!(group(&crate::registry::Registry::builtin().snapshot(), "nope").is_none());
     }
 }

@@ -21,6 +21,7 @@ mod openapi;
 mod patch;
 mod path;
 mod query;
+mod registry;
 mod schema;
 mod serve;
 mod storage;
@@ -60,19 +61,18 @@ pub struct Config {
 pub struct AppState {
     config: Arc<Config>,
     store: storage::ObjectStore,
+    registry: Arc<registry::Registry>,
     shutdown: Shutdown,
 }
 
 impl AppState {
-    /// The resource table. Custom resources will be added to it at run time.
-    fn resources(&self) -> &'static [ResourceDef] {
-        k3rs_core::resource::builtins()
+    /// A snapshot of the resources served now.
+    fn resources(&self) -> registry::Resources {
+        self.registry.snapshot()
     }
 
-    fn find(&self, group: &str, version: &str, plural: &str) -> Option<&'static ResourceDef> {
-        self.resources()
-            .iter()
-            .find(|d| d.group == group && d.version == version && d.plural == plural)
+    fn find(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceDef>> {
+        self.registry.find(group, version, plural)
     }
 }
 
@@ -110,6 +110,7 @@ impl Server {
         let state = AppState {
             store: storage::ObjectStore::new(config.store.clone()),
             config: Arc::new(config),
+            registry: Arc::new(registry::Registry::builtin()),
             shutdown,
         };
         bootstrap::ensure_defaults(&state)
@@ -207,18 +208,18 @@ async fn api_versions(State(state): State<AppState>) -> Response {
 }
 
 async fn api_groups(State(state): State<AppState>) -> Response {
-    json(discovery::group_list(state.resources()))
+    json(discovery::group_list(&state.resources()))
 }
 
 async fn api_group(State(state): State<AppState>, Path(group): Path<String>) -> Response {
-    match discovery::group(state.resources(), &group) {
+    match discovery::group(&state.resources(), &group) {
         Some(doc) => json(doc),
         None => ApiError::no_route().into_response(),
     }
 }
 
 async fn core_resources(State(state): State<AppState>, Path(version): Path<String>) -> Response {
-    match discovery::resource_list(state.resources(), "", &version) {
+    match discovery::resource_list(&state.resources(), "", &version) {
         Some(doc) => json(doc),
         None => ApiError::no_route().into_response(),
     }
@@ -228,21 +229,21 @@ async fn group_resources(
     State(state): State<AppState>,
     Path((group, version)): Path<(String, String)>,
 ) -> Response {
-    match discovery::resource_list(state.resources(), &group, &version) {
+    match discovery::resource_list(&state.resources(), &group, &version) {
         Some(doc) => json(doc),
         None => ApiError::no_route().into_response(),
     }
 }
 
 async fn openapi_root(State(state): State<AppState>) -> Response {
-    json(openapi::root(state.resources()))
+    json(openapi::root(&state.resources()))
 }
 
 async fn openapi_group_version(
     State(state): State<AppState>,
     Path(path): Path<String>,
 ) -> Response {
-    match openapi::group_version(state.resources(), &path) {
+    match openapi::group_version(&state.resources(), &path) {
         Some(doc) => json(doc),
         None => ApiError::no_route().into_response(),
     }

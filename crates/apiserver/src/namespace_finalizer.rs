@@ -39,11 +39,11 @@ async fn purge(state: &AppState, ns: &str) -> Result<bool> {
                         .unwrap_or("0")
                         .parse()
                         .unwrap_or(0);
-                    let _ = state.store.update(def, Some(ns), &marked, rv).await;
+                    let _ = state.store.update(&def, Some(ns), &marked, rv).await;
                 }
                 continue;
             }
-            match state.store.delete(def, Some(ns), &name, None).await {
+            match state.store.delete(&def, Some(ns), &name, None).await {
                 Ok(_) => debug!(namespace = ns, resource = %def.plural, name, "deleted"),
                 Err(e) if e.code == http::StatusCode::NOT_FOUND => {}
                 Err(e) => return Err(e),
@@ -56,7 +56,7 @@ async fn purge(state: &AppState, ns: &str) -> Result<bool> {
 /// Drop the `kubernetes` finalizer; the namespace is deleted when no finalizer remains.
 async fn finalize(state: &AppState, ns: &str) -> Result<()> {
     let def = state.find("", "v1", "namespaces").expect("built in");
-    let Some(mut obj) = state.store.get(def, None, ns).await? else {
+    let Some(mut obj) = state.store.get(&def, None, ns).await? else {
         return Ok(());
     };
     let rv: i64 = object::meta_str(&obj, "resourceVersion")
@@ -74,10 +74,10 @@ async fn finalize(state: &AppState, ns: &str) -> Result<()> {
         .and_then(Value::as_array)
         .is_none_or(|f| f.is_empty());
     if spec_done && object::finalizers(&obj).is_empty() {
-        state.store.delete(def, None, ns, Some(rv)).await?;
+        state.store.delete(&def, None, ns, Some(rv)).await?;
         info!(namespace = ns, "namespace deleted");
     } else {
-        state.store.update(def, None, &obj, rv).await?;
+        state.store.update(&def, None, &obj, rv).await?;
     }
     Ok(())
 }
@@ -109,7 +109,7 @@ pub fn spawn(state: AppState, ns: String) {
 /// Resume namespaces left Terminating by a previous run.
 pub async fn resume(state: &AppState) -> Result<()> {
     let def = state.find("", "v1", "namespaces").expect("built in");
-    for ns in state.store.list(def, None, None, None, None).await?.items {
+    for ns in state.store.list(&def, None, None, None, None).await?.items {
         if object::is_deleting(&ns) {
             spawn(
                 state.clone(),

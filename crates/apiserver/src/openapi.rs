@@ -7,13 +7,15 @@
 //! checks to [`crate::schema`]. Strategic merge patch is deliberately not advertised here,
 //! so client-side apply computes its patches from kubectl's compiled-in types.
 
+use std::sync::Arc;
+
 use k3rs_core::ResourceDef;
 use serde_json::{json, Map, Value};
 
 use crate::discovery;
 
 /// `/openapi/v3`: where each group-version's document lives.
-pub fn root(resources: &[ResourceDef]) -> Value {
+pub fn root(resources: &[Arc<ResourceDef>]) -> Value {
     let hash = content_hash(resources);
     let paths: Map<String, Value> = discovery::group_version_paths(resources)
         .into_keys()
@@ -26,7 +28,7 @@ pub fn root(resources: &[ResourceDef]) -> Value {
 }
 
 /// Changes whenever the set of served resources changes, so clients refresh caches.
-fn content_hash(resources: &[ResourceDef]) -> String {
+fn content_hash(resources: &[Arc<ResourceDef>]) -> String {
     let mut h: u64 = 0xcbf29ce484222325;
     for d in resources {
         for b in d.api_version().bytes().chain(d.plural.bytes()) {
@@ -42,7 +44,7 @@ fn query_param(name: &str) -> Value {
 }
 
 /// The document for one group-version, or `None` if it is not served.
-pub fn group_version(resources: &[ResourceDef], path: &str) -> Option<Value> {
+pub fn group_version(resources: &[Arc<ResourceDef>], path: &str) -> Option<Value> {
     let (group, version) = discovery::group_version_paths(resources).remove(path)?;
     let mut paths = Map::new();
     for def in resources
@@ -120,7 +122,7 @@ mod tests {
 
     #[test]
     fn patch_operations_advertise_field_validation() {
-        let resources = k3rs_core::resource::builtins();
+        let resources = &crate::registry::Registry::builtin().snapshot();
         let root = root(resources);
         assert!(root["paths"]["apis/apps/v1"]["serverRelativeURL"]
             .as_str()

@@ -4,6 +4,7 @@
 //! A selector turns store events into the events a client of a filtered watch expects: an
 //! object that starts matching is `ADDED`, one that stops matching is `DELETED`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -31,7 +32,7 @@ const BOOKMARK_INTERVAL: Duration = Duration::from_secs(15);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
 
 struct Encoder {
-    def: &'static ResourceDef,
+    def: Arc<ResourceDef>,
     render: Render,
     include_object: String,
     /// Tables carry column definitions in their first event only, as upstream.
@@ -110,15 +111,15 @@ fn classify(
 
 pub async fn watch(
     state: &AppState,
-    def: &'static ResourceDef,
+    def: Arc<ResourceDef>,
     namespace: Option<String>,
     name: Option<String>,
     params: &Params,
     render: Render,
 ) -> Result<Response> {
-    let filter = Filter::new(def, params)?;
+    let filter = Filter::new(&def, params)?;
     let encoder = Encoder {
-        def,
+        def: def.clone(),
         render,
         include_object: params.include_object.clone(),
         sent_columns: Default::default(),
@@ -138,7 +139,7 @@ pub async fn watch(
         _ => {
             let page = state
                 .store
-                .list(def, namespace.as_deref(), None, None, None)
+                .list(&def, namespace.as_deref(), None, None, None)
                 .await?;
             for obj in page.items {
                 let same_name = name
@@ -201,7 +202,7 @@ pub async fn watch(
                         if exact_key.as_ref().is_some_and(|k| *k != event.kv.key) {
                             continue;
                         }
-                        match classify(def, &filter, &event) {
+                        match classify(&encoder.def, &filter, &event) {
                             Ok(Some((kind, obj))) => encoder.event(kind, obj),
                             Ok(None) => continue,
                             Err(err) => encoder.error(&err),

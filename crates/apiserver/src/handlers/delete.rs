@@ -53,11 +53,11 @@ pub async fn delete(ctx: &Ctx, body: Bytes) -> Result<Response> {
 
 pub async fn delete_collection(ctx: &Ctx, body: Bytes) -> Result<Response> {
     let opts = options(ctx, &body)?;
-    let filter = Filter::new(ctx.def, &ctx.params)?;
+    let filter = Filter::new(&ctx.def, &ctx.params)?;
     let page = ctx
         .state
         .store
-        .list(ctx.def, ctx.ns(), None, None, None)
+        .list(&ctx.def, ctx.ns(), None, None, None)
         .await?;
     let mut deleted = Vec::new();
     for obj in page.items.iter().filter(|o| filter.matches(o)) {
@@ -111,7 +111,7 @@ async fn delete_one(
     ns: Option<&str>,
     opts: &DeleteOptions,
 ) -> Result<Value> {
-    let def = ctx.def;
+    let def = &*ctx.def;
     for _ in 0..8 {
         let obj = ctx.state.store.must_get(def, ns, name).await?;
         let rv = object::meta_str(&obj, "resourceVersion")

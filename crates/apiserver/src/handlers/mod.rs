@@ -5,6 +5,8 @@ mod delete;
 mod read;
 mod write;
 
+use std::sync::Arc;
+
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -21,7 +23,7 @@ use crate::AppState;
 /// Everything a verb handler needs to know about the request.
 pub struct Ctx {
     pub state: AppState,
-    pub def: &'static ResourceDef,
+    pub def: Arc<ResourceDef>,
     pub namespace: Option<String>,
     pub name: Option<String>,
     pub target: Target,
@@ -53,13 +55,13 @@ async fn route(state: AppState, req: Request) -> Result<Response> {
     let def = state
         .find(&path.group, &path.version, &path.plural)
         .ok_or_else(ApiError::no_route)?;
-    let target = check_scope(def, &path)?;
+    let target = check_scope(&def, &path)?;
     let mut params = Params::parse(parts.uri.query())?;
     params.watch |= path.legacy_watch;
     let ctx = Ctx {
         render: content::negotiate(&parts.headers)?,
         state,
-        def,
+        def: def.clone(),
         namespace: path.namespace,
         name: path.name,
         target,

@@ -16,7 +16,7 @@ pub async fn get(ctx: &Ctx) -> Result<Response> {
     let obj = ctx
         .state
         .store
-        .must_get(ctx.def, ctx.ns(), ctx.name())
+        .must_get(&ctx.def, ctx.ns(), ctx.name())
         .await?;
     let rv = object::meta_str(&obj, "resourceVersion")
         .unwrap_or_default()
@@ -55,7 +55,7 @@ fn key_of(ctx: &Ctx, obj: &Value) -> String {
 }
 
 pub async fn list(ctx: &Ctx) -> Result<Response> {
-    let filter = Filter::new(ctx.def, &ctx.params)?;
+    let filter = Filter::new(&ctx.def, &ctx.params)?;
     let limit = ctx.params.limit;
     let (mut start_after, mut revision) = match &ctx.params.continue_token {
         Some(raw) => {
@@ -84,7 +84,7 @@ pub async fn list(ctx: &Ctx) -> Result<Response> {
         let page = ctx
             .state
             .store
-            .list(ctx.def, ctx.ns(), start_after.as_deref(), chunk, revision)
+            .list(&ctx.def, ctx.ns(), start_after.as_deref(), chunk, revision)
             .await
             .map_err(|e| {
                 if ctx.params.continue_token.is_some() && e.code == StatusCode::GONE {

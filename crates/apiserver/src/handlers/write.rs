@@ -26,7 +26,7 @@ async fn check_namespace_open(ctx: &Ctx) -> Result<()> {
         .state
         .find("", "v1", "namespaces")
         .expect("namespaces are built in");
-    match ctx.state.store.get(namespaces, None, ns).await? {
+    match ctx.state.store.get(&namespaces, None, ns).await? {
         None => Err(ApiError::namespace_not_found(ns)),
         Some(n) if object::is_deleting(&n) => Err(ApiError::forbidden(format!(
             "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
@@ -39,13 +39,13 @@ async fn check_namespace_open(ctx: &Ctx) -> Result<()> {
 
 pub async fn create(ctx: &Ctx, body: Bytes) -> Result<Response> {
     let mut obj = content::decode_object(&ctx.headers, &body)?;
-    let warnings = admission::prepare_create(ctx.def, ctx.ns(), &mut obj, &ctx.params)?;
+    let warnings = admission::prepare_create(&ctx.def, ctx.ns(), &mut obj, &ctx.params)?;
     check_namespace_open(ctx).await?;
     if ctx.params.dry_run {
         return Ok(json_response(StatusCode::CREATED, &obj, &warnings));
     }
-    convert::to_storage(ctx.def, &mut obj);
-    let stored = ctx.state.store.create(ctx.def, ctx.ns(), &obj).await?;
+    convert::to_storage(&ctx.def, &mut obj);
+    let stored = ctx.state.store.create(&ctx.def, ctx.ns(), &obj).await?;
     Ok(json_response(StatusCode::CREATED, &stored, &warnings))
 }
 
@@ -63,7 +63,7 @@ pub async fn patch(ctx: &Ctx, body: Bytes) -> Result<Response> {
 /// current one; a `resourceVersion` in its result is a precondition (409 when stale),
 /// otherwise a lost race is retried against the newer object.
 async fn write_existing(ctx: &Ctx, change: impl Fn(&Value) -> Result<Value>) -> Result<Response> {
-    let (def, ns, name) = (ctx.def, ctx.ns(), ctx.name());
+    let (def, ns, name) = (&*ctx.def, ctx.ns(), ctx.name());
     for _ in 0..MAX_RETRIES {
         let old = ctx.state.store.must_get(def, ns, name).await?;
         let old_rv = object::meta_str(&old, "resourceVersion")
