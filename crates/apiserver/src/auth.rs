@@ -34,24 +34,43 @@ fn secret_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Resolve the caller of a request from its certificate or `Authorization: Bearer`.
-pub fn authenticate(state: &AppState, req: &Request) -> Option<Identity> {
-    if let Some(PeerIdentity(Some(id))) = req.extensions().get::<PeerIdentity>() {
-        return Some(id.clone());
-    }
-    let auth = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let token = auth.strip_prefix("Bearer ")?.trim();
+/// Who a bearer token belongs to: the server token (an administrator) or a
+/// service-account token. Also returns the audiences the token was accepted for.
+pub async fn authenticate_token(
+    state: &AppState,
+    token: &str,
+    audiences: &[String],
+) -> Option<(Identity, Vec<String>)> {
     let server = &state.config.token;
     // The whole `K10...::server:password` token and its password part are both accepted.
     if secret_eq(token.as_bytes(), server.password.as_bytes())
         || secret_eq(token.as_bytes(), server.to_string_full().as_bytes())
     {
-        return Some(Identity {
+        let identity = Identity {
             user: "system:k3rs:server-token".into(),
             groups: vec!["system:masters".into(), "system:authenticated".into()],
-        });
+        };
+        return Some((identity, state.tokens.audiences.clone()));
     }
-    None
+    let (identity, claims) = crate::serviceaccount::authenticate(state, token, audiences).await?;
+    Some((identity, claims.aud))
+}
+
+/// Resolve the caller from the connection's certificate identity or a bearer token.
+pub async fn authenticate(
+    state: &AppState,
+    peer: Option<Identity>,
+    bearer: Option<String>,
+) -> Option<Identity> {
+    if let Some(mut id) = peer {
+        if !id.groups.iter().any(|g| g == "system:authenticated") {
+            id.groups.push("system:authenticated".into());
+        }
+        return Some(id);
+    }
+    authenticate_token(state, bearer?.as_str(), &[])
+        .await
+        .map(|(id, _)| id)
 }
 
 /// Middleware: attach the caller's [`Identity`] or answer 401.
@@ -60,14 +79,94 @@ pub async fn require_authentication(
     mut req: Request,
     next: Next,
 ) -> Response {
-    match authenticate(&state, &req) {
+    // Take what is needed out of the request first: the body is not shareable across
+    // the awaits below.
+    let peer = req
+        .extensions()
+        .get::<PeerIdentity>()
+        .and_then(|p| p.0.clone());
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_string());
+    match authenticate(&state, peer, bearer).await {
         Some(id) => {
+            let id = match impersonate(&state, id, req.headers()) {
+                Ok(id) => id,
+                Err(err) => return err.into_response(),
+            };
             req.extensions_mut().insert(id);
             next.run(req).await
         }
         None if is_public(req.uri().path()) => next.run(req).await,
         None => ApiError::unauthorized().into_response(),
     }
+}
+
+/// `Impersonate-User` / `Impersonate-Group` (`kubectl --as`, `--as-group`): act as another
+/// user when the caller may `impersonate` them, as upstream's impersonation filter does.
+fn impersonate(
+    state: &AppState,
+    caller: Identity,
+    headers: &http::HeaderMap,
+) -> Result<Identity, ApiError> {
+    let Some(user) = headers
+        .get("impersonate-user")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+    else {
+        return Ok(caller);
+    };
+    let mut groups: Vec<String> = headers
+        .get_all("impersonate-group")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_string))
+        .collect();
+    let check = |attrs: crate::authz::RequestAttributes| {
+        if state
+            .authorizer
+            .authorize(&caller.user, &caller.groups, &attrs)
+            .is_allowed()
+        {
+            Ok(())
+        } else {
+            Err(attrs.forbidden(&caller.user, ""))
+        }
+    };
+    let impersonation =
+        |resource: &str, namespace: &str, name: &str| crate::authz::RequestAttributes {
+            verb: "impersonate".into(),
+            resource_request: true,
+            resource: resource.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+            ..Default::default()
+        };
+    match user
+        .strip_prefix("system:serviceaccount:")
+        .and_then(|rest| rest.split_once(':'))
+    {
+        Some((ns, name)) => {
+            check(impersonation("serviceaccounts", ns, name))?;
+            for g in crate::serviceaccount::token::groups(ns) {
+                if !groups.contains(&g) {
+                    groups.push(g);
+                }
+            }
+        }
+        None => check(impersonation("users", "", &user))?,
+    }
+    for group in &groups {
+        if group != "system:authenticated" && !group.starts_with("system:serviceaccounts") {
+            check(impersonation("groups", "", group))?;
+        }
+    }
+    if !groups.iter().any(|g| g == "system:authenticated") {
+        groups.push("system:authenticated".into());
+    }
+    Ok(Identity { user, groups })
 }
 
 #[cfg(test)]

@@ -114,6 +114,17 @@ pub fn resource_list(resources: &[Arc<ResourceDef>], group: &str, version: &str)
             entry["categories"] = json!(def.categories);
         }
         entries.push(entry);
+        if def.group.is_empty() && def.plural == "serviceaccounts" {
+            entries.push(json!({
+                "name": "serviceaccounts/token",
+                "singularName": "",
+                "namespaced": true,
+                "group": "authentication.k8s.io",
+                "version": "v1",
+                "kind": "TokenRequest",
+                "verbs": ["create"],
+            }));
+        }
         if def.has_status {
             entries.push(json!({
                 "name": format!("{}/status", def.plural),

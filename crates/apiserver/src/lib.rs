@@ -8,6 +8,7 @@
 
 mod admission;
 mod auth;
+mod authz;
 mod bootstrap;
 mod content;
 mod convert;
@@ -22,8 +23,10 @@ mod patch;
 mod path;
 mod query;
 mod registry;
+mod reviews;
 mod schema;
 mod serve;
+mod serviceaccount;
 mod storage;
 mod watch;
 
@@ -54,6 +57,8 @@ pub struct Config {
     pub token: Token,
     pub cluster: ClusterConfig,
     pub store: Arc<dyn Backend>,
+    /// PKCS#8 ECDSA P-256 key that signs service-account tokens.
+    pub service_account_key_pem: String,
 }
 
 /// Shared by every request handler.
@@ -62,6 +67,8 @@ pub struct AppState {
     config: Arc<Config>,
     store: storage::ObjectStore,
     registry: Arc<registry::Registry>,
+    tokens: Arc<serviceaccount::token::TokenSigner>,
+    authorizer: Arc<authz::Authorizer>,
     shutdown: Shutdown,
 }
 
@@ -88,6 +95,8 @@ pub enum Error {
     Bootstrap(ApiError),
     #[error("serving: {0}")]
     Serve(std::io::Error),
+    #[error("service-account key: {0}")]
+    ServiceAccountKey(serviceaccount::token::TokenError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -107,13 +116,29 @@ impl Server {
                 addr: config.listen,
                 source,
             })?;
+        // Issuer and audiences as k3s sets them for its embedded kube-apiserver.
+        let issuer = format!(
+            "https://kubernetes.default.svc.{}",
+            config.cluster.cluster_domain
+        );
+        let tokens = serviceaccount::token::TokenSigner::new(
+            &config.service_account_key_pem,
+            issuer.clone(),
+            vec![issuer, "k3rs".into()],
+        )
+        .map_err(Error::ServiceAccountKey)?;
         let state = AppState {
             store: storage::ObjectStore::new(config.store.clone()),
             config: Arc::new(config),
             registry: Arc::new(registry::Registry::builtin()),
+            tokens: Arc::new(tokens),
+            authorizer: Arc::new(authz::Authorizer::empty()),
             shutdown,
         };
         bootstrap::ensure_defaults(&state)
+            .await
+            .map_err(Error::Bootstrap)?;
+        authz::ensure_default_policy(&state)
             .await
             .map_err(Error::Bootstrap)?;
         Ok(Server { listener, state })
@@ -130,6 +155,13 @@ impl Server {
         namespace_finalizer::resume(&self.state)
             .await
             .map_err(Error::Bootstrap)?;
+        let revision = self
+            .state
+            .authorizer
+            .reload(&self.state)
+            .await
+            .map_err(Error::Bootstrap)?;
+        authz::spawn_refresh(self.state.clone(), revision);
         let tls = self.state.config.tls.clone();
         let shutdown = self.state.shutdown.clone();
         let app = router(self.state);
@@ -161,6 +193,11 @@ fn router(state: AppState) -> Router {
         .route("/openapi/v3", get(openapi_root))
         .route("/openapi/v3/{*path}", get(openapi_group_version))
         .fallback(handlers::dispatch)
+        // Layers run bottom-up: log, authenticate, authorize, then the handler.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authz::require_authorization,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_authentication,

@@ -9,19 +9,23 @@ use k3rs_core::ResourceDef;
 pub type Resources = Arc<Vec<Arc<ResourceDef>>>;
 
 pub struct Registry {
+    /// Resources that are always served: the built-in table and the review kinds.
+    base: Vec<Arc<ResourceDef>>,
     current: RwLock<Resources>,
 }
 
 impl Registry {
     /// The built-in resources only.
     pub fn builtin() -> Registry {
-        let defs = k3rs_core::resource::builtins()
+        let base: Vec<Arc<ResourceDef>> = k3rs_core::resource::builtins()
             .iter()
             .cloned()
+            .chain(crate::reviews::resource_defs())
             .map(Arc::new)
             .collect();
         Registry {
-            current: RwLock::new(Arc::new(defs)),
+            current: RwLock::new(Arc::new(base.clone())),
+            base,
         }
     }
 
@@ -38,13 +42,7 @@ impl Registry {
 
     /// Replace the custom (non-built-in) resources with `custom`.
     pub fn set_custom(&self, custom: Vec<ResourceDef>) {
-        let builtins = k3rs_core::resource::builtins();
-        let mut defs: Vec<Arc<ResourceDef>> = self
-            .snapshot()
-            .iter()
-            .filter(|d| builtins.iter().any(|b| b == d.as_ref()))
-            .cloned()
-            .collect();
+        let mut defs = self.base.clone();
         defs.extend(custom.into_iter().map(Arc::new));
         *self.current.write().expect("registry lock") = Arc::new(defs);
     }

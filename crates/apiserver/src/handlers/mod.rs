@@ -55,6 +55,39 @@ async fn route(state: AppState, req: Request) -> Result<Response> {
     let def = state
         .find(&path.group, &path.version, &path.plural)
         .ok_or_else(ApiError::no_route)?;
+    let body = || async {
+        axum::body::to_bytes(body, content::MAX_BODY_BYTES)
+            .await
+            .map_err(|_| ApiError::too_large(content::MAX_BODY_BYTES))
+    };
+    let identity = parts.extensions.get::<crate::auth::Identity>().cloned();
+    // Create-only kinds that are computed, not stored.
+    if crate::reviews::is_review(&def) || path.subresource.as_deref() == Some("token") {
+        if parts.method != Method::POST {
+            return Err(ApiError::method_not_allowed(format!(
+                "the server does not allow this method on the requested resource ({})",
+                parts.method
+            )));
+        }
+        let caller = identity.ok_or_else(ApiError::unauthorized)?;
+        let request = content::decode_object(&parts.headers, &body().await?)?;
+        let answer = match (def.plural.as_str(), path.subresource.as_deref(), &path.name) {
+            ("serviceaccounts", Some("token"), Some(name)) => {
+                let ns = path.namespace.as_deref().unwrap_or_default();
+                crate::serviceaccount::token_request(&state, ns, name, request).await?
+            }
+            (_, None, None) if crate::reviews::is_review(&def) => {
+                crate::reviews::create(&state, &def, path.namespace.as_deref(), &caller, request)
+                    .await?
+            }
+            _ => return Err(ApiError::no_route()),
+        };
+        return Ok(content::json_response(
+            http::StatusCode::CREATED,
+            &answer,
+            &[],
+        ));
+    }
     let target = check_scope(&def, &path)?;
     let mut params = Params::parse(parts.uri.query())?;
     params.watch |= path.legacy_watch;
@@ -67,11 +100,6 @@ async fn route(state: AppState, req: Request) -> Result<Response> {
         target,
         params,
         headers: parts.headers,
-    };
-    let body = || async {
-        axum::body::to_bytes(body, content::MAX_BODY_BYTES)
-            .await
-            .map_err(|_| ApiError::too_large(content::MAX_BODY_BYTES))
     };
     let collection = ctx.name.is_none();
     match (parts.method, collection) {
