@@ -312,6 +312,7 @@ pub async fn run(settings: Settings) -> Result<()> {
         token,
         cluster: settings.cluster.clone(),
         store: store.clone(),
+        server_ca_pem: pki.server_ca_pem.clone(),
         service_account_key_pem: pki.service_account_key_pem.clone(),
     };
     let server = k3rs_apiserver::Server::bind(config, shutdown.clone()).await?;

@@ -57,6 +57,8 @@ pub struct Config {
     pub token: Token,
     pub cluster: ClusterConfig,
     pub store: Arc<dyn Backend>,
+    /// The CA clients trust for this server, published to every namespace.
+    pub server_ca_pem: String,
     /// PKCS#8 ECDSA P-256 key that signs service-account tokens.
     pub service_account_key_pem: String,
 }
@@ -162,6 +164,7 @@ impl Server {
             .await
             .map_err(Error::Bootstrap)?;
         authz::spawn_refresh(self.state.clone(), revision);
+        serviceaccount::defaults::spawn(self.state.clone());
         let tls = self.state.config.tls.clone();
         let shutdown = self.state.shutdown.clone();
         let app = router(self.state);
