@@ -125,6 +125,9 @@ pub fn resource_list(resources: &[Arc<ResourceDef>], group: &str, version: &str)
                 "verbs": ["create"],
             }));
         }
+        if def.has_scale {
+            entries.push(crate::handlers::scale::discovery_entry(def));
+        }
         if def.has_status {
             entries.push(json!({
                 "name": format!("{}/status", def.plural),

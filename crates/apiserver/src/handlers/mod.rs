@@ -3,6 +3,7 @@
 
 mod delete;
 mod read;
+pub mod scale;
 mod write;
 
 use std::sync::Arc;
@@ -87,6 +88,26 @@ async fn route(state: AppState, req: Request) -> Result<Response> {
             &answer,
             &[],
         ));
+    }
+    if path.subresource.as_deref() == Some("scale")
+        && def.has_scale
+        && path.namespace.is_some() == def.namespaced()
+    {
+        let ctx = Ctx {
+            render: content::Render::Object,
+            state,
+            def: def.clone(),
+            namespace: path.namespace,
+            name: path.name,
+            target: Target::Main,
+            params: Params::parse(parts.uri.query())?,
+            headers: parts.headers,
+        };
+        let body = match parts.method {
+            Method::PUT | Method::PATCH => Some(body().await?),
+            _ => None,
+        };
+        return scale::handle(&ctx, &parts.method, body).await;
     }
     let target = check_scope(&def, &path)?;
     let mut params = Params::parse(parts.uri.query())?;
