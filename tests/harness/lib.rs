@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 pub fn binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap()
+            .to_path_buf();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
             .args(["build", "--quiet", "-p", "k3rs"])
@@ -60,7 +63,10 @@ impl K3rs {
 
     /// Start a server with default flags plus `extra`.
     pub fn start_with(extra: &[&str]) -> K3rs {
-        let dir = tempfile::Builder::new().prefix("k3rs-e2e-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("k3rs-e2e-")
+            .tempdir()
+            .unwrap();
         let kubeconfig = dir.path().join("kubeconfig.yaml");
         let mut server = K3rs {
             child: None,
@@ -138,7 +144,11 @@ impl K3rs {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "k3rs not ready in 30s; log:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "k3rs not ready in 30s; log:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -153,7 +163,9 @@ impl K3rs {
 
     fn signal(&self, signal: &str) {
         if let Some(pid) = self.pid() {
-            let _ = Command::new("kill").args([signal, &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args([signal, &pid.to_string()])
+                .status();
         }
     }
 
@@ -220,12 +232,21 @@ impl K3rs {
             // Each server gets its own discovery cache.
             .env("KUBECACHEDIR", self.dir.path().join("kubecache"))
             .env("HOME", self.dir.path())
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("run {bin}: {e}"));
         if let Some(input) = stdin {
-            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
         }
         child.wait_with_output().unwrap()
     }

@@ -12,5 +12,9 @@ fn server_starts_serves_and_stops() {
     let version = ok(server.kubectl(&["version"]));
     assert!(version.contains("Server Version: v1.33"), "{version}");
     let status = server.stop();
-    assert!(status.success(), "exit status {status}; log:\n{}", server.log());
+    assert!(
+        status.success(),
+        "exit status {status}; log:\n{}",
+        server.log()
+    );
 }

@@ -49,6 +49,9 @@ pub fn to_served(def: &ResourceDef, obj: &mut Value) {
 
 /// Turn an object of the version `def` serves into its stored shape.
 pub fn to_storage(def: &ResourceDef, obj: &mut Value) {
+    if def.group.is_empty() && def.kind == "Secret" {
+        merge_string_data(obj);
+    }
     if is_events_v1(def) {
         rename(obj, EVENT_RENAMES.iter().map(|(core, ev)| (*ev, *core)));
         if let Some(map) = obj.as_object_mut() {
@@ -57,10 +60,47 @@ pub fn to_storage(def: &ResourceDef, obj: &mut Value) {
     }
 }
 
+/// `Secret.stringData` is write-only: its entries are base64-encoded into `data`
+/// (winning over the same keys there) and the field is dropped, as upstream.
+fn merge_string_data(obj: &mut Value) {
+    use base64::Engine;
+    let Some(map) = obj.as_object_mut() else {
+        return;
+    };
+    let Some(Value::Object(string_data)) = map.remove("stringData") else {
+        return;
+    };
+    let data = map
+        .entry("data")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !data.is_object() {
+        *data = Value::Object(Map::new());
+    }
+    let data = data.as_object_mut().expect("made an object above");
+    for (key, value) in string_data {
+        let text = value.as_str().unwrap_or_default();
+        data.insert(
+            key,
+            Value::String(base64::engine::general_purpose::STANDARD.encode(text)),
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn secret_string_data_is_merged_into_data() {
+        let secrets = k3rs_core::resource::find("", "v1", "secrets").unwrap();
+        let mut s = json!({"data": {"username": "b2xk"}, "stringData": {"username": "admin", "password": "hunter2"}});
+        to_storage(secrets, &mut s);
+        assert_eq!(
+            s,
+            json!({"data": {"username": "YWRtaW4=", "password": "aHVudGVyMg=="}})
+        );
+    }
 
     #[test]
     fn events_round_trip_between_versions() {

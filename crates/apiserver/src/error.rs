@@ -240,3 +240,10 @@ impl ApiError {
         )
     }
 }
+
+impl ApiError {
+    /// A 409 Conflict whose message stands alone (server-side apply conflicts).
+    pub fn conflict_plain(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "Conflict", message)
+    }
+}

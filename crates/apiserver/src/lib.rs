@@ -193,6 +193,7 @@ fn router(state: AppState) -> Router {
         .route("/apis/{group}", get(api_group))
         .route("/api/{version}", get(core_resources))
         .route("/apis/{group}/{version}", get(group_resources))
+        .route("/openapi/v2", get(openapi_v2))
         .route("/openapi/v3", get(openapi_root))
         .route("/openapi/v3/{*path}", get(openapi_group_version))
         .fallback(handlers::dispatch)
@@ -273,6 +274,15 @@ async fn group_resources(
         Some(doc) => json(doc),
         None => ApiError::no_route().into_response(),
     }
+}
+
+async fn openapi_v2(headers: http::HeaderMap) -> Response {
+    let protobuf = headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("protobuf"));
+    let (body, content_type) = openapi::v2(protobuf);
+    ([(http::header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 async fn openapi_root(State(state): State<AppState>) -> Response {

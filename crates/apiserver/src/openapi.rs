@@ -116,6 +116,29 @@ pub fn group_version(resources: &[Arc<ResourceDef>], path: &str) -> Option<Value
     }))
 }
 
+/// `/openapi/v2`: an empty Swagger document. kubectl falls back to it for kinds the v3
+/// documents do not describe; an empty document makes it skip client-side validation and
+/// report the real problem (no such kind) instead of a download error. kubectl asks for
+/// the protobuf form (gnostic `openapi_v2.Document`), whose only field here is
+/// `swagger = 1`.
+pub fn v2(protobuf: bool) -> (Vec<u8>, &'static str) {
+    if protobuf {
+        let mut doc = vec![0x0a, 3];
+        doc.extend_from_slice(b"2.0");
+        (
+            doc,
+            "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+        )
+    } else {
+        let doc = json!({
+            "swagger": "2.0",
+            "info": {"title": "Kubernetes", "version": discovery::KUBE_GIT_VERSION},
+            "paths": {},
+        });
+        (doc.to_string().into_bytes(), "application/json")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

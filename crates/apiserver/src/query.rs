@@ -30,6 +30,9 @@ pub struct Params {
     pub dry_run: bool,
     pub include_object: String,
     pub grace_period_seconds: Option<i64>,
+    pub field_manager: Option<String>,
+    /// Server-side apply takes fields other managers own.
+    pub force: bool,
 }
 
 fn truthy(v: Option<&String>) -> bool {
@@ -111,6 +114,8 @@ impl Params {
                 .cloned()
                 .unwrap_or_else(|| "Metadata".into()),
             grace_period_seconds,
+            field_manager: get("fieldManager").cloned(),
+            force: truthy(map.get("force")),
         })
     }
 

@@ -1,6 +1,7 @@
 //! The generic REST handler: one dispatcher for every resource, routing by path and verb
 //! to `read`, `write` and `delete`.
 
+pub mod apply;
 mod delete;
 mod read;
 pub mod scale;

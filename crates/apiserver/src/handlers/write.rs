@@ -6,7 +6,7 @@ use http::StatusCode;
 use serde_json::Value;
 
 use super::Ctx;
-use crate::admission;
+use crate::admission::{self, Target};
 use crate::content::{self, json_response};
 use crate::convert;
 use crate::error::{ApiError, Result};
@@ -44,6 +44,8 @@ pub async fn create(ctx: &Ctx, body: Bytes) -> Result<Response> {
     if ctx.params.dry_run {
         return Ok(json_response(StatusCode::CREATED, &obj, &warnings));
     }
+    let manager = super::apply::manager(ctx.params.field_manager.as_deref(), &ctx.headers);
+    obj = super::apply::record(&ctx.def, None, &obj, &manager, Target::Main);
     convert::to_storage(&ctx.def, &mut obj);
     let stored = ctx.state.store.create(&ctx.def, ctx.ns(), &obj).await?;
     Ok(json_response(StatusCode::CREATED, &stored, &warnings))
@@ -56,7 +58,61 @@ pub async fn update(ctx: &Ctx, body: Bytes) -> Result<Response> {
 
 pub async fn patch(ctx: &Ctx, body: Bytes) -> Result<Response> {
     let kind = PatchType::from_media_type(&content::content_type(&ctx.headers))?;
+    if kind == PatchType::Apply {
+        return server_side_apply(ctx, &body).await;
+    }
     write_existing(ctx, |old| patch::apply(kind, old, &body)).await
+}
+
+/// `application/apply-patch+yaml`: merge the applied configuration with field ownership,
+/// creating the object when it does not exist yet.
+async fn server_side_apply(ctx: &Ctx, body: &Bytes) -> Result<Response> {
+    let config = super::apply::parse_config(body)?;
+    let manager = ctx.params.field_manager.as_deref();
+    let (def, ns, name) = (&*ctx.def, ctx.ns(), ctx.name());
+    if ctx.state.store.get(def, ns, name).await?.is_none() && ctx.target == Target::Main {
+        let mut obj =
+            super::apply::apply(def, None, &config, manager, ctx.params.force, ctx.target)?;
+        if crate::object::name(&obj).is_some_and(|n| n != name) {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                crate::object::name(&obj).unwrap_or_default()
+            )));
+        }
+        crate::object::set_str(&mut obj, "name", name);
+        let warnings = admission::prepare_create(def, ns, &mut obj, &ctx.params)?;
+        check_namespace_open(ctx).await?;
+        if ctx.params.dry_run {
+            return Ok(json_response(StatusCode::CREATED, &obj, &warnings));
+        }
+        convert::to_storage(def, &mut obj);
+        match ctx.state.store.create(def, ns, &obj).await {
+            Ok(stored) => return Ok(json_response(StatusCode::CREATED, &stored, &warnings)),
+            // Created meanwhile: apply to it like to any existing object.
+            Err(e) if e.code == StatusCode::CONFLICT => {}
+            Err(e) => return Err(e),
+        }
+    }
+    write_existing(ctx, |old| {
+        let mut merged = super::apply::apply(
+            def,
+            Some(old),
+            &config,
+            manager,
+            ctx.params.force,
+            ctx.target,
+        )?;
+        // Apply owns its managedFields; keep the old resourceVersion so a configuration
+        // without one is not a precondition.
+        let rv = crate::object::meta_str(old, "resourceVersion")
+            .unwrap_or_default()
+            .to_string();
+        if crate::object::meta_str(&config, "resourceVersion").is_none() {
+            crate::object::set_str(&mut merged, "resourceVersion", &rv);
+        }
+        Ok(merged)
+    })
+    .await
 }
 
 /// Read-modify-write of an existing object. `change` computes the new object from the
@@ -81,7 +137,7 @@ async fn write_existing(ctx: &Ctx, change: impl Fn(&Value) -> Result<Value>) -> 
         let warnings =
             admission::prepare_update(def, ns, name, &old, &mut new, ctx.target, &ctx.params)?;
         object::set_str(&mut new, "resourceVersion", &old_rv);
-        if new == old {
+        if without_managed_fields(&new) == without_managed_fields(&old) {
             // Upstream skips no-op writes: the resourceVersion does not move.
             return Ok(json_response(StatusCode::OK, &old, &warnings));
         }
@@ -89,6 +145,13 @@ async fn write_existing(ctx: &Ctx, change: impl Fn(&Value) -> Result<Value>) -> 
             return Ok(json_response(StatusCode::OK, &new, &warnings));
         }
         let expected: i64 = old_rv.parse().unwrap_or_default();
+        // Server-side apply has already recorded ownership; every other write does it here.
+        if PatchType::from_media_type(&content::content_type(&ctx.headers)).ok()
+            != Some(PatchType::Apply)
+        {
+            let manager = super::apply::manager(ctx.params.field_manager.as_deref(), &ctx.headers);
+            new = super::apply::record(def, Some(&old), &new, &manager, ctx.target);
+        }
         // Removing the last finalizer of a deleting object completes its deletion.
         if object::is_deleting(&new) && object::finalizers(&new).is_empty() {
             match ctx.state.store.delete(def, ns, name, Some(expected)).await {
@@ -107,4 +170,13 @@ async fn write_existing(ctx: &Ctx, change: impl Fn(&Value) -> Result<Value>) -> 
         }
     }
     Err(ApiError::stale(&def.group, &def.plural, name))
+}
+
+/// An object without `metadata.managedFields`, to tell a no-op write from a real one.
+fn without_managed_fields(obj: &Value) -> Value {
+    let mut obj = obj.clone();
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("managedFields");
+    }
+    obj
 }

@@ -1,0 +1,191 @@
+//! Field ownership on every write: server-side apply (`application/apply-patch+yaml`) and
+//! the `metadata.managedFields` bookkeeping of creates, updates and patches, using
+//! `k3rs-fieldmanager`.
+
+use http::HeaderMap;
+use k3rs_core::ResourceDef;
+use k3rs_fieldmanager::{self as fm, ApplyError, BuiltinListTypes, FieldSet};
+use serde_json::{json, Value};
+
+use crate::admission::Target;
+use crate::error::{ApiError, Result};
+
+/// The manager a write is recorded under: `?fieldManager=`, else the client's user agent
+/// up to the first `/` (as upstream), else `unknown`.
+pub fn manager(field_manager: Option<&str>, headers: &HeaderMap) -> String {
+    if let Some(m) = field_manager.filter(|m| !m.is_empty()) {
+        return m.to_string();
+    }
+    headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ua| ua.split('/').next())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("unknown")
+        .to_string()
+}
+
+fn subresource(target: Target) -> &'static str {
+    match target {
+        Target::Main => "",
+        Target::Status => "status",
+    }
+}
+
+/// Fields a write through `target` cannot change, so they move no ownership.
+fn reset_fields(def: &ResourceDef, target: Target) -> FieldSet {
+    if def.has_status {
+        fm::status_reset_fields(subresource(target))
+    } else {
+        FieldSet::new()
+    }
+}
+
+/// Record a create (`old` = None) or update by `manager` in `new`'s managedFields.
+pub fn record(
+    def: &ResourceDef,
+    old: Option<&Value>,
+    new: &Value,
+    manager: &str,
+    target: Target,
+) -> Value {
+    fm::update_with_reset(
+        old,
+        new,
+        manager,
+        subresource(target),
+        &def.api_version(),
+        &BuiltinListTypes,
+        &reset_fields(def, target),
+    )
+}
+
+/// Record a write through another subresource (e.g. `scale`) to the parent object.
+pub fn record_subresource(
+    def: &ResourceDef,
+    old: &Value,
+    new: &Value,
+    manager: &str,
+    subresource: &str,
+) -> Value {
+    fm::update(
+        Some(old),
+        new,
+        manager,
+        subresource,
+        &def.api_version(),
+        &BuiltinListTypes,
+    )
+}
+
+/// Parse an apply body (YAML or JSON, which is YAML too).
+pub fn parse_config(body: &[u8]) -> Result<Value> {
+    let config: Value = serde_yaml::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+    if !config.is_object() {
+        return Err(ApiError::bad_request(
+            "an applied configuration must be an object",
+        ));
+    }
+    Ok(config)
+}
+
+/// Server-side apply of `config` by `manager` onto `live` (None: the object is created).
+pub fn apply(
+    def: &ResourceDef,
+    live: Option<&Value>,
+    config: &Value,
+    manager: Option<&str>,
+    force: bool,
+    target: Target,
+) -> Result<Value> {
+    let manager = manager.filter(|m| !m.is_empty()).ok_or_else(|| {
+        ApiError::invalid(
+            "PatchOptions",
+            "",
+            vec![crate::error::FieldCause {
+                field: "fieldManager".into(),
+                message: "Required value: is required for apply patch".into(),
+                reason: "FieldValueRequired",
+            }],
+        )
+    })?;
+    let mut live = live.cloned();
+    if let Some(live) = live.as_mut() {
+        // kubectl's migration from client-side apply: the fields it applied before become
+        // this manager's, so that dropping them from the configuration removes them.
+        let has_apply_entry = fm::read_managed_fields(live)
+            .iter()
+            .any(|e| e.manager == manager && e.operation == fm::Operation::Apply);
+        if manager == "kubectl" && !has_apply_entry {
+            fm::upgrade_client_side_apply(live, manager, &BuiltinListTypes);
+        }
+    }
+    fm::apply_with_reset(
+        live.as_ref(),
+        config,
+        manager,
+        force,
+        subresource(target),
+        &def.api_version(),
+        &BuiltinListTypes,
+        &reset_fields(def, target),
+    )
+    .map_err(|e| match e {
+        ApplyError::Conflicts(conflicts) => {
+            let causes: Vec<Value> = conflicts
+                .iter()
+                .map(|c| json!({"reason": "FieldManagerConflict", "message": c.cause_message(), "field": c.path}))
+                .collect();
+            let mut err = ApiError::conflict_plain(ApplyError::Conflicts(conflicts).to_string());
+            err.details = Some(json!({"causes": causes}));
+            err
+        }
+        other => ApiError::bad_request(other.to_string()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manager_names() {
+        let mut h = HeaderMap::new();
+        assert_eq!(manager(None, &h), "unknown");
+        h.insert(
+            http::header::USER_AGENT,
+            "kubectl/v1.33.1 (linux/amd64)".parse().unwrap(),
+        );
+        assert_eq!(manager(None, &h), "kubectl");
+        assert_eq!(manager(Some("helm"), &h), "helm");
+    }
+
+    #[test]
+    fn apply_then_conflict() {
+        let def = k3rs_core::resource::find("", "v1", "configmaps").unwrap();
+        let config = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": "1"}});
+        let created = apply(def, None, &config, Some("alice"), false, Target::Main).unwrap();
+        assert_eq!(created["data"]["k"], "1");
+        let other = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": "2"}});
+        let err = apply(
+            def,
+            Some(&created),
+            &other,
+            Some("bob"),
+            false,
+            Target::Main,
+        )
+        .unwrap_err();
+        assert_eq!(err.code, 409);
+        assert!(err.message.contains("alice"), "{}", err.message);
+        let forced = apply(def, Some(&created), &other, Some("bob"), true, Target::Main).unwrap();
+        assert_eq!(forced["data"]["k"], "2");
+        assert_eq!(
+            apply(def, None, &config, None, false, Target::Main)
+                .unwrap_err()
+                .code,
+            422
+        );
+    }
+}
