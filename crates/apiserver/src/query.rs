@@ -31,6 +31,7 @@ pub struct Params {
     pub include_object: String,
     pub grace_period_seconds: Option<i64>,
     pub field_manager: Option<String>,
+    pub propagation_policy: Option<String>,
     /// Server-side apply takes fields other managers own.
     pub force: bool,
 }
@@ -115,6 +116,7 @@ impl Params {
                 .unwrap_or_else(|| "Metadata".into()),
             grace_period_seconds,
             field_manager: get("fieldManager").cloned(),
+            propagation_policy: get("propagationPolicy").cloned(),
             force: truthy(map.get("force")),
         })
     }

@@ -22,10 +22,38 @@ struct DeleteOptions {
     uid: Option<String>,
     resource_version: Option<String>,
     dry_run: bool,
+    /// Finalizer that records a Foreground or Orphan propagation policy for the garbage
+    /// collector.
+    propagation_finalizer: Option<&'static str>,
 }
 
 fn options(ctx: &Ctx, body: &Bytes) -> Result<DeleteOptions> {
-    let body = optional_json(body)?.unwrap_or(Value::Null);
+    let body = if crate::content::content_type(&ctx.headers) == k3rs_kubeproto::MEDIA_TYPE
+        && !body.is_empty()
+    {
+        k3rs_kubeproto::decode_object(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?
+    } else {
+        optional_json(body)?.unwrap_or(Value::Null)
+    };
+    let orphan = body.get("orphanDependents").and_then(Value::as_bool);
+    let policy = body
+        .get("propagationPolicy")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| ctx.params.propagation_policy.clone());
+    let propagation_finalizer = match (policy.as_deref(), orphan) {
+        (Some("Foreground"), _) => Some("foregroundDeletion"),
+        (Some("Orphan"), _) | (None, Some(true)) => Some("orphan"),
+        (Some("Background"), _) | (None, _) => None,
+        (Some(other), _) => {
+            return Err(ApiError::invalid("DeleteOptions", "", vec![crate::error::FieldCause {
+                field: "propagationPolicy".into(),
+                message: format!("Unsupported value: \"{other}\": supported values: \"Foreground\", \"Background\", \"Orphan\""),
+                reason: "FieldValueNotSupported",
+            }]))
+        }
+    };
     let pre = body.get("preconditions");
     let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
     let dry_run = ctx.params.dry_run
@@ -41,6 +69,7 @@ fn options(ctx: &Ctx, body: &Bytes) -> Result<DeleteOptions> {
         uid: text(pre.and_then(|p| p.get("uid"))),
         resource_version: text(pre.and_then(|p| p.get("resourceVersion"))),
         dry_run,
+        propagation_finalizer,
     })
 }
 
@@ -97,6 +126,7 @@ fn deferred_grace(ctx: &Ctx, obj: &Value, opts: &DeleteOptions) -> Option<i64> {
         }
     }
     let has_finalizers = !object::finalizers(obj).is_empty()
+        || opts.propagation_finalizer.is_some()
         || ctx.def.plural == "namespaces"
             && obj
                 .pointer("/spec/finalizers")
@@ -151,6 +181,13 @@ async fn delete_one(
                 &when.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             );
             object::meta_mut(&mut marked).insert("deletionGracePeriodSeconds".into(), json!(grace));
+            if let Some(finalizer) = opts.propagation_finalizer {
+                let mut finalizers = object::finalizers(&marked);
+                if !finalizers.iter().any(|f| f == finalizer) {
+                    finalizers.push(finalizer.to_string());
+                }
+                object::meta_mut(&mut marked).insert("finalizers".into(), json!(finalizers));
+            }
             if def.plural == "namespaces" {
                 marked["status"]["phase"] = json!("Terminating");
             }
