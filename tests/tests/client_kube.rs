@@ -48,10 +48,13 @@ fn deployment(name: &str) -> Deployment {
     .unwrap()
 }
 
+/// Names of the listed objects, leaving out the `kube-root-ca.crt` ConfigMap that the
+/// server publishes into every namespace.
 fn names<K: kube::Resource>(items: &[K]) -> Vec<String> {
     items
         .iter()
         .map(|o| o.meta().name.clone().unwrap_or_default())
+        .filter(|n| n != "kube-root-ca.crt")
         .collect()
 }
 
@@ -138,7 +141,7 @@ async fn typed_create_get_list_with_selectors_and_delete() {
         .list(&ListParams::default().fields("metadata.namespace=e2e-kube"))
         .await
         .unwrap();
-    assert_eq!(in_ns.items.len(), 3);
+    assert_eq!(names(&in_ns.items).len(), 3);
 
     cms.delete("db-1", &DeleteParams::default()).await.unwrap();
     let err = api_error(cms.get("db-1").await.unwrap_err());
@@ -161,8 +164,14 @@ async fn paging_returns_every_object_exactly_once_from_one_snapshot() {
     let client = server.client().await;
     create_namespace(&client, "paging").await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "paging");
-    let expected: BTreeSet<String> = (0..9).map(|i| format!("cm-{i:02}")).collect();
-    for name in &expected {
+    // Nine ConfigMaps of the test plus the published kube-root-ca.crt: five pages of two.
+    let created: Vec<String> = (0..9).map(|i| format!("cm-{i:02}")).collect();
+    let expected: BTreeSet<String> = created
+        .iter()
+        .cloned()
+        .chain(["kube-root-ca.crt".to_string()])
+        .collect();
+    for name in &created {
         cms.create(
             &PostParams::default(),
             &config_map(name, &[("paged", "yes")], &[]),
@@ -171,10 +180,23 @@ async fn paging_returns_every_object_exactly_once_from_one_snapshot() {
         .unwrap();
     }
 
-    for params in [
-        ListParams::default().limit(2),
+    // The server publishes kube-root-ca.crt into new namespaces shortly after creation.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while cms.get_opt("kube-root-ca.crt").await.unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "kube-root-ca.crt never appeared"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    for (params, expected) in [
+        (ListParams::default().limit(2), expected.clone()),
         // With a selector the server must skip non-matching objects between pages.
-        ListParams::default().limit(2).labels("paged=yes"),
+        (
+            ListParams::default().limit(2).labels("paged=yes"),
+            created.iter().cloned().collect::<BTreeSet<String>>(),
+        ),
     ] {
         let mut seen = Vec::new();
         let mut token: Option<String> = None;
@@ -188,7 +210,7 @@ async fn paging_returns_every_object_exactly_once_from_one_snapshot() {
             let page = cms.list(&p).await.unwrap();
             pages += 1;
             assert!(page.items.len() <= 2, "page of {}", page.items.len());
-            seen.extend(names(&page.items));
+            seen.extend(page.items.iter().filter_map(|c| c.metadata.name.clone()));
             if pages == 1 {
                 snapshot_rv = page.metadata.resource_version.clone();
                 // Written after the first page: a consistent list must not show it.
