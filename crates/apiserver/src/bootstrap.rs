@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::admission;
+use crate::admission::{self, allocator};
 use crate::error::Result;
 use crate::query::Params;
 use crate::AppState;
@@ -27,12 +27,51 @@ async fn ensure(
         return Ok(());
     }
     admission::prepare_create(&def, ns, &mut obj, &Params::parse(None)?)?;
+    // The `kubernetes` Service's IP is recorded like any other Service's.
+    let reservation = match allocator::on_create(state, &def, &mut obj, false).await {
+        Ok(reservation) => reservation,
+        // Another server sharing the datastore allocated it for its copy first.
+        Err(_) if state.store.get(&def, ns, &name).await?.is_some() => return Ok(()),
+        Err(e) => return Err(e),
+    };
     match state.store.create(&def, ns, &obj).await {
-        Ok(_) => Ok(()),
-        // Another server sharing the datastore created it first.
-        Err(e) if e.code == http::StatusCode::CONFLICT => Ok(()),
-        Err(e) => Err(e),
+        Ok(_) => {
+            reservation.commit(state).await;
+            Ok(())
+        }
+        Err(e) => {
+            reservation.release(state).await;
+            // Another server sharing the datastore created it first.
+            if e.code == http::StatusCode::CONFLICT {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        }
     }
+}
+
+/// How often allocation keys are reconciled with Services (upstream repairs every 3 min).
+const REPAIR_INTERVAL: std::time::Duration = std::time::Duration::from_secs(180);
+
+/// Reconcile Service allocations now, then every [`REPAIR_INTERVAL`] until shutdown:
+/// covers crashes between a write and its allocation bookkeeping, and Services removed
+/// without going through the delete handler.
+async fn repair_allocations(state: &AppState) -> Result<()> {
+    allocator::repair(state).await?;
+    let state = state.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = state.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(REPAIR_INTERVAL) => {}
+            }
+            if let Err(error) = allocator::repair(&state).await {
+                tracing::warn!(%error, "repairing service allocations");
+            }
+        }
+    });
+    Ok(())
 }
 
 /// Desired `subsets` of the `kubernetes` Endpoints for an API server at `ip:port`.
@@ -64,6 +103,7 @@ pub async fn ensure_defaults(state: &AppState) -> Result<()> {
         }
     });
     ensure(state, ("", "v1"), "services", Some("default"), service).await?;
+    repair_allocations(state).await?;
 
     // Endpoints follow the advertised address, which may change between restarts.
     let endpoints_def = state.find("", "v1", "endpoints").expect("built in");

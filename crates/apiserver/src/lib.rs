@@ -12,6 +12,7 @@ mod authz;
 mod bootstrap;
 mod content;
 mod convert;
+mod crd;
 mod discovery;
 mod error;
 mod filter;
@@ -71,6 +72,7 @@ pub struct AppState {
     registry: Arc<registry::Registry>,
     tokens: Arc<serviceaccount::token::TokenSigner>,
     authorizer: Arc<authz::Authorizer>,
+    custom: Arc<crd::CustomResources>,
     shutdown: Shutdown,
 }
 
@@ -135,6 +137,7 @@ impl Server {
             registry: Arc::new(registry::Registry::builtin()),
             tokens: Arc::new(tokens),
             authorizer: Arc::new(authz::Authorizer::empty()),
+            custom: Arc::default(),
             shutdown,
         };
         bootstrap::ensure_defaults(&state)
@@ -165,6 +168,8 @@ impl Server {
             .map_err(Error::Bootstrap)?;
         authz::spawn_refresh(self.state.clone(), revision);
         serviceaccount::defaults::spawn(self.state.clone());
+        let revision = crd::sync(&self.state).await.map_err(Error::Bootstrap)?;
+        crd::spawn_watch(self.state.clone(), revision);
         let tls = self.state.config.tls.clone();
         let shutdown = self.state.shutdown.clone();
         let app = router(self.state);

@@ -35,6 +35,8 @@ struct Encoder {
     def: Arc<ResourceDef>,
     render: Render,
     include_object: String,
+    /// Printer columns when the resource is a custom one.
+    custom: Option<Arc<k3rs_crd::VersionInfo>>,
     /// Tables carry column definitions in their first event only, as upstream.
     sent_columns: std::sync::atomic::AtomicBool,
 }
@@ -43,15 +45,25 @@ impl Encoder {
     fn event(&self, kind: &str, object: Value) -> Bytes {
         let object = match self.render {
             Render::Table if kind != "BOOKMARK" && kind != "ERROR" => {
-                let mut table = k3rs_printers::table(
-                    &self.def.group,
-                    &self.def.plural,
-                    &[object],
-                    "",
-                    None,
-                    &self.include_object,
-                    chrono::Utc::now(),
-                );
+                let mut table = match &self.custom {
+                    Some(info) => crate::crd::table(
+                        info,
+                        &[object],
+                        "",
+                        None,
+                        &self.include_object,
+                        chrono::Utc::now(),
+                    ),
+                    None => k3rs_printers::table(
+                        &self.def.group,
+                        &self.def.plural,
+                        &[object],
+                        "",
+                        None,
+                        &self.include_object,
+                        chrono::Utc::now(),
+                    ),
+                };
                 if self
                     .sent_columns
                     .swap(true, std::sync::atomic::Ordering::Relaxed)
@@ -122,6 +134,7 @@ pub async fn watch(
         def: def.clone(),
         render,
         include_object: params.include_object.clone(),
+        custom: state.custom.get(&def),
         sent_columns: Default::default(),
     };
     let prefix = match &name {

@@ -154,9 +154,20 @@ fn service(obj: &mut Value) {
     default(spec, "type", json!("ClusterIP"));
     default(spec, "sessionAffinity", json!("None"));
     default(spec, "internalTrafficPolicy", json!("Cluster"));
-    if spec.get("type").and_then(Value::as_str) != Some("ExternalName") {
+    let ty = spec
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    if ty != "ExternalName" {
         default(spec, "ipFamilies", json!(["IPv4"]));
         default(spec, "ipFamilyPolicy", json!("SingleStack"));
+    }
+    if ty == "NodePort" || ty == "LoadBalancer" {
+        default(spec, "externalTrafficPolicy", json!("Cluster"));
+    }
+    if ty == "LoadBalancer" {
+        default(spec, "allocateLoadBalancerNodePorts", json!(true));
     }
     if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
         for port in ports.iter_mut().filter_map(Value::as_object_mut) {

@@ -2,8 +2,14 @@
 //! against the URL, names and `generateName`, schema checks with `fieldValidation`,
 //! defaults, and the system-owned metadata (uid, timestamps, generation).
 
+pub mod allocator;
 mod defaults;
+mod fields;
+mod immutable;
+mod jobs;
 mod names;
+mod pods;
+mod services;
 
 use k3rs_core::ResourceDef;
 use rand::Rng;
@@ -159,8 +165,68 @@ pub fn prepare_create(
             }
         }
     }
+    mutate(def, obj);
+    if is_core(def, "Pod") {
+        pods::admit_create(obj, &name_suffix());
+    }
+    if def.group == "batch" && def.kind == "Job" {
+        jobs::generate_selector(obj);
+    }
     defaults::apply(def, obj);
+    if is_core(def, "Pod") {
+        let qos = pods::qos_class(obj.get("spec").unwrap_or(&Value::Null));
+        if let Some(status) = obj.get_mut("status").and_then(Value::as_object_mut) {
+            status.insert("qosClass".into(), json!(qos));
+        }
+    }
+    validate(def, obj)?;
     Ok(warnings)
+}
+
+fn is_core(def: &ResourceDef, kind: &str) -> bool {
+    def.group.is_empty() && def.kind == kind
+}
+
+/// Per-kind changes made before defaults (on create and update).
+fn mutate(def: &ResourceDef, obj: &mut Value) {
+    if is_core(def, "Service") {
+        services::normalize(obj);
+    }
+}
+
+/// Per-kind validation of the defaulted object (on create and update): 422 naming each
+/// offending field.
+fn validate(def: &ResourceDef, obj: &Value) -> Result<()> {
+    let pod_spec = |pointer: &str, path: &str| {
+        pods::validate_spec(
+            obj.pointer(pointer).unwrap_or(&Value::Null),
+            &fields::Path::new(path),
+        )
+    };
+    let causes = match (def.group.as_str(), def.kind.as_str()) {
+        ("", "Service") => services::validate(obj),
+        ("", "Pod") => pod_spec("/spec", "spec"),
+        ("", "PodTemplate") => pod_spec("/template/spec", "template.spec"),
+        ("apps", "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet")
+        | ("batch", "Job")
+        | ("", "ReplicationController") => pod_spec("/spec/template/spec", "spec.template.spec"),
+        ("batch", "CronJob") => pod_spec(
+            "/spec/jobTemplate/spec/template/spec",
+            "spec.jobTemplate.spec.template.spec",
+        ),
+        _ => Vec::new(),
+    };
+    fields::check(&def.kind, obj, causes)
+}
+
+/// Per-kind rules about what an update may change.
+fn validate_update(def: &ResourceDef, old: &Value, new: &Value) -> Result<()> {
+    let causes = match (def.group.as_str(), def.kind.as_str()) {
+        ("", "Service") => services::validate_update(old, new),
+        ("", "Pod") => pods::validate_update(old, new),
+        (group, kind) => immutable::validate_update(group, kind, old, new),
+    };
+    fields::check(&def.kind, new, causes)
 }
 
 /// Which part of an object a write may change.
@@ -249,7 +315,16 @@ pub fn prepare_update(
         }
     }
     names::validate(def, new)?;
+    mutate(def, new);
+    if target == Target::Main && is_core(def, "Service") {
+        services::keep_allocated(old, new);
+        services::drop_type_dependent(old, new);
+    }
     defaults::apply(def, new);
+    if target == Target::Main {
+        validate(def, new)?;
+        validate_update(def, old, new)?;
+    }
     if def.has_status && object::spec_part(old) != object::spec_part(new) {
         let generation = old_meta
             .get("generation")

@@ -209,8 +209,13 @@ async fn delete_one(
         if opts.dry_run {
             return Ok(obj);
         }
+        crate::crd::before_delete(&ctx.state, def, &obj).await?;
         match ctx.state.store.delete(def, ns, name, Some(expected)).await {
-            Ok(gone) => return Ok(gone),
+            Ok(gone) => {
+                crate::admission::allocator::on_delete(&ctx.state, def, &gone).await;
+                crate::crd::after_write(&ctx.state, def).await?;
+                return Ok(gone);
+            }
             Err(e) if e.code == StatusCode::CONFLICT && opts.resource_version.is_none() => continue,
             Err(e) => return Err(e),
         }

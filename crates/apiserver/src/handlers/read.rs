@@ -145,7 +145,16 @@ fn render(
     remaining: Option<i64>,
     is_list: bool,
 ) -> Response {
+    let custom = ctx.state.custom.get(&ctx.def);
     let value = match (ctx.render, is_list) {
+        (Render::Table, _) if custom.is_some() => crate::crd::table(
+            custom.as_deref().expect("checked above"),
+            &items,
+            rv,
+            continue_token.as_deref(),
+            &ctx.params.include_object,
+            chrono::Utc::now(),
+        ),
         (Render::Table, _) => k3rs_printers::table(
             &ctx.def.group,
             &ctx.def.plural,

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use http::{Method, StatusCode};
 use k3rs_core::selector::LabelSelector;
 use k3rs_core::ResourceDef;
+use k3rs_crd::ScalePaths;
 use serde_json::{json, Value};
 
 use super::Ctx;
@@ -15,8 +16,9 @@ use crate::error::{ApiError, FieldCause, Result};
 use crate::object;
 use crate::patch::{self, PatchType};
 
-/// The Scale view of a parent object.
-pub fn scale_of(parent: &Value) -> Value {
+/// The Scale view of a parent object; custom resources say where their replica counts
+/// live (`paths`), built-in ones use `.spec.replicas`, `.status.replicas`, `.spec.selector`.
+pub fn scale_of(parent: &Value, paths: Option<&ScalePaths>) -> Value {
     let meta = parent.get("metadata").cloned().unwrap_or(json!({}));
     let mut metadata = json!({});
     for field in [
@@ -30,20 +32,34 @@ pub fn scale_of(parent: &Value) -> Value {
             metadata[field] = v.clone();
         }
     }
-    let selector = parent
-        .pointer("/spec/selector")
-        .and_then(|s| LabelSelector::from_label_selector_json(s).ok())
-        .map(|s| s.to_string())
-        .unwrap_or_default();
+    let (spec_replicas, status_replicas, selector) = match paths {
+        Some(p) => (
+            p.read_spec_replicas(parent).unwrap_or(0),
+            p.read_status_replicas(parent),
+            p.read_label_selector(parent).unwrap_or_default(),
+        ),
+        None => (
+            parent
+                .pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(0),
+            parent
+                .pointer("/status/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(0),
+            parent
+                .pointer("/spec/selector")
+                .and_then(|s| LabelSelector::from_label_selector_json(s).ok())
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
+        ),
+    };
     json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
         "metadata": metadata,
-        "spec": {"replicas": parent.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0)},
-        "status": {
-            "replicas": parent.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0),
-            "selector": selector,
-        },
+        "spec": {"replicas": spec_replicas},
+        "status": {"replicas": status_replicas, "selector": selector},
     })
 }
 
@@ -62,9 +78,11 @@ pub fn discovery_entry(def: &ResourceDef) -> Value {
 
 pub async fn handle(ctx: &Ctx, method: &Method, body: Option<Bytes>) -> Result<Response> {
     let (def, ns, name) = (&*ctx.def, ctx.ns(), ctx.name());
+    let custom = ctx.state.custom.get(def);
+    let paths = custom.as_ref().and_then(|info| info.scale.as_ref());
     for _ in 0..8 {
         let parent = ctx.state.store.must_get(def, ns, name).await?;
-        let current = scale_of(&parent);
+        let current = scale_of(&parent, paths);
         let wanted = match (method, &body) {
             (&Method::GET, _) => return Ok(json_response(StatusCode::OK, &current, &[])),
             (&Method::PUT, Some(body)) => content::decode_object(&ctx.headers, body)?,
@@ -104,11 +122,16 @@ pub async fn handle(ctx: &Ctx, method: &Method, body: Option<Bytes>) -> Result<R
                 }
             },
         };
-        if parent.pointer("/spec/replicas").and_then(Value::as_i64) == Some(replicas) {
+        if current.pointer("/spec/replicas").and_then(Value::as_i64) == Some(replicas) {
             return Ok(json_response(StatusCode::OK, &current, &[]));
         }
         let mut updated = parent.clone();
-        updated["spec"]["replicas"] = json!(replicas);
+        match paths {
+            Some(p) => {
+                p.write_spec_replicas(&mut updated, replicas);
+            }
+            None => updated["spec"]["replicas"] = json!(replicas),
+        }
         let generation = parent
             .pointer("/metadata/generation")
             .and_then(Value::as_i64)
@@ -117,7 +140,11 @@ pub async fn handle(ctx: &Ctx, method: &Method, body: Option<Bytes>) -> Result<R
         let manager = super::apply::manager(ctx.params.field_manager.as_deref(), &ctx.headers);
         let updated = super::apply::record_subresource(def, &parent, &updated, &manager, "scale");
         if ctx.params.dry_run {
-            return Ok(json_response(StatusCode::OK, &scale_of(&updated), &[]));
+            return Ok(json_response(
+                StatusCode::OK,
+                &scale_of(&updated, paths),
+                &[],
+            ));
         }
         match ctx
             .state
@@ -125,7 +152,13 @@ pub async fn handle(ctx: &Ctx, method: &Method, body: Option<Bytes>) -> Result<R
             .update(def, ns, &updated, rv.parse().unwrap_or_default())
             .await
         {
-            Ok(stored) => return Ok(json_response(StatusCode::OK, &scale_of(&stored), &[])),
+            Ok(stored) => {
+                return Ok(json_response(
+                    StatusCode::OK,
+                    &scale_of(&stored, paths),
+                    &[],
+                ))
+            }
             Err(e) if e.code == StatusCode::CONFLICT && precondition.is_none() => continue,
             Err(e) => return Err(e),
         }
@@ -142,7 +175,7 @@ mod tests {
         let d = json!({"metadata": {"name": "web", "namespace": "default", "resourceVersion": "7", "labels": {"x": "y"}},
             "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}}},
             "status": {"replicas": 2}});
-        let s = scale_of(&d);
+        let s = scale_of(&d, None);
         assert_eq!(s["spec"]["replicas"], 3);
         assert_eq!(s["status"], json!({"replicas": 2, "selector": "app=web"}));
         assert_eq!(s["metadata"]["resourceVersion"], "7");

@@ -6,7 +6,7 @@ use http::StatusCode;
 use serde_json::Value;
 
 use super::Ctx;
-use crate::admission::{self, Target};
+use crate::admission::{self, allocator, Target};
 use crate::content::{self, json_response};
 use crate::convert;
 use crate::error::{ApiError, Result};
@@ -40,15 +40,41 @@ async fn check_namespace_open(ctx: &Ctx) -> Result<()> {
 pub async fn create(ctx: &Ctx, body: Bytes) -> Result<Response> {
     let mut obj = content::decode_object(&ctx.headers, &body)?;
     let warnings = admission::prepare_create(&ctx.def, ctx.ns(), &mut obj, &ctx.params)?;
+    let warnings = admit_custom(ctx, &ctx.def, &mut obj, None, warnings).await?;
     check_namespace_open(ctx).await?;
+    let reservation =
+        allocator::on_create(&ctx.state, &ctx.def, &mut obj, ctx.params.dry_run).await?;
     if ctx.params.dry_run {
+        reservation.release(&ctx.state).await;
         return Ok(json_response(StatusCode::CREATED, &obj, &warnings));
     }
     let manager = super::apply::manager(ctx.params.field_manager.as_deref(), &ctx.headers);
     obj = super::apply::record(&ctx.def, None, &obj, &manager, Target::Main);
-    convert::to_storage(&ctx.def, &mut obj);
-    let stored = ctx.state.store.create(&ctx.def, ctx.ns(), &obj).await?;
+    let stored = store_new(ctx, &ctx.def, ctx.ns(), obj, reservation).await?;
     Ok(json_response(StatusCode::CREATED, &stored, &warnings))
+}
+
+/// Create `obj` in the store; allocations made for it are kept if it was stored and
+/// given back if not.
+async fn store_new(
+    ctx: &Ctx,
+    def: &k3rs_core::ResourceDef,
+    ns: Option<&str>,
+    mut obj: Value,
+    reservation: allocator::Reservation,
+) -> Result<Value> {
+    convert::to_storage(def, &mut obj);
+    match ctx.state.store.create(def, ns, &obj).await {
+        Ok(stored) => {
+            reservation.commit(&ctx.state).await;
+            crate::crd::after_write(&ctx.state, def).await?;
+            Ok(stored)
+        }
+        Err(e) => {
+            reservation.release(&ctx.state).await;
+            Err(e)
+        }
+    }
 }
 
 pub async fn update(ctx: &Ctx, body: Bytes) -> Result<Response> {
@@ -60,6 +86,12 @@ pub async fn patch(ctx: &Ctx, body: Bytes) -> Result<Response> {
     let kind = PatchType::from_media_type(&content::content_type(&ctx.headers))?;
     if kind == PatchType::Apply {
         return server_side_apply(ctx, &body).await;
+    }
+    // Custom resources have no patch strategies to merge by, so upstream refuses.
+    if kind == PatchType::Strategic && ctx.state.custom.get(&ctx.def).is_some() {
+        return Err(ApiError::unsupported_media_type(
+            "application/strategic-merge-patch+json (not supported for custom resources; use merge or JSON patch)",
+        ));
     }
     write_existing(ctx, |old| patch::apply(kind, old, &body)).await
 }
@@ -81,12 +113,15 @@ async fn server_side_apply(ctx: &Ctx, body: &Bytes) -> Result<Response> {
         }
         crate::object::set_str(&mut obj, "name", name);
         let warnings = admission::prepare_create(def, ns, &mut obj, &ctx.params)?;
+        let warnings = admit_custom(ctx, def, &mut obj, None, warnings).await?;
         check_namespace_open(ctx).await?;
+        let reservation =
+            allocator::on_create(&ctx.state, def, &mut obj, ctx.params.dry_run).await?;
         if ctx.params.dry_run {
+            reservation.release(&ctx.state).await;
             return Ok(json_response(StatusCode::CREATED, &obj, &warnings));
         }
-        convert::to_storage(def, &mut obj);
-        match ctx.state.store.create(def, ns, &obj).await {
+        match store_new(ctx, def, ns, obj, reservation).await {
             Ok(stored) => return Ok(json_response(StatusCode::CREATED, &stored, &warnings)),
             // Created meanwhile: apply to it like to any existing object.
             Err(e) if e.code == StatusCode::CONFLICT => {}
@@ -115,6 +150,25 @@ async fn server_side_apply(ctx: &Ctx, body: &Bytes) -> Result<Response> {
     .await
 }
 
+/// Checks that depend on stored state: a CustomResourceDefinition is validated and given
+/// its status; a custom object is pruned, defaulted and validated against its schema.
+async fn admit_custom(
+    ctx: &Ctx,
+    def: &k3rs_core::ResourceDef,
+    obj: &mut Value,
+    old: Option<&Value>,
+    mut warnings: Vec<String>,
+) -> Result<Vec<String>> {
+    crate::crd::prepare_definition(&ctx.state, def, obj, old).await?;
+    warnings.extend(crate::crd::prepare_object(
+        &ctx.state,
+        def,
+        obj,
+        ctx.params.field_validation,
+    )?);
+    Ok(warnings)
+}
+
 /// Read-modify-write of an existing object. `change` computes the new object from the
 /// current one; a `resourceVersion` in its result is a precondition (409 when stale),
 /// otherwise a lost race is retried against the newer object.
@@ -136,13 +190,11 @@ async fn write_existing(ctx: &Ctx, change: impl Fn(&Value) -> Result<Value>) -> 
         }
         let warnings =
             admission::prepare_update(def, ns, name, &old, &mut new, ctx.target, &ctx.params)?;
+        let warnings = admit_custom(ctx, def, &mut new, Some(&old), warnings).await?;
         object::set_str(&mut new, "resourceVersion", &old_rv);
         if without_managed_fields(&new) == without_managed_fields(&old) {
             // Upstream skips no-op writes: the resourceVersion does not move.
             return Ok(json_response(StatusCode::OK, &old, &warnings));
-        }
-        if ctx.params.dry_run {
-            return Ok(json_response(StatusCode::OK, &new, &warnings));
         }
         let expected: i64 = old_rv.parse().unwrap_or_default();
         // Server-side apply has already recorded ownership; every other write does it here.
@@ -154,19 +206,42 @@ async fn write_existing(ctx: &Ctx, change: impl Fn(&Value) -> Result<Value>) -> 
         }
         // Removing the last finalizer of a deleting object completes its deletion.
         if object::is_deleting(&new) && object::finalizers(&new).is_empty() {
+            if ctx.params.dry_run {
+                return Ok(json_response(StatusCode::OK, &new, &warnings));
+            }
             match ctx.state.store.delete(def, ns, name, Some(expected)).await {
-                Ok(_) => {
+                Ok(gone) => {
+                    allocator::on_delete(&ctx.state, def, &gone).await;
                     return Ok(json_response(StatusCode::OK, &new, &warnings));
                 }
                 Err(e) if e.code == StatusCode::CONFLICT && precondition.is_none() => continue,
                 Err(e) => return Err(e),
             }
         }
+        // Cluster IPs and node ports a Service update newly needs or gives up.
+        let reservation = if ctx.target == Target::Main {
+            allocator::on_update(&ctx.state, def, &old, &mut new, ctx.params.dry_run).await?
+        } else {
+            allocator::Reservation::none()
+        };
+        if ctx.params.dry_run {
+            reservation.release(&ctx.state).await;
+            return Ok(json_response(StatusCode::OK, &new, &warnings));
+        }
         convert::to_storage(def, &mut new);
         match ctx.state.store.update(def, ns, &new, expected).await {
-            Ok(stored) => return Ok(json_response(StatusCode::OK, &stored, &warnings)),
-            Err(e) if e.code == StatusCode::CONFLICT && precondition.is_none() => continue,
-            Err(e) => return Err(e),
+            Ok(stored) => {
+                reservation.commit(&ctx.state).await;
+                crate::crd::after_write(&ctx.state, def).await?;
+                return Ok(json_response(StatusCode::OK, &stored, &warnings));
+            }
+            Err(e) => {
+                reservation.release(&ctx.state).await;
+                if e.code == StatusCode::CONFLICT && precondition.is_none() {
+                    continue;
+                }
+                return Err(e);
+            }
         }
     }
     Err(ApiError::stale(&def.group, &def.plural, name))
