@@ -78,7 +78,12 @@ fn merge_key(field: &str, items: &[Value]) -> Option<&'static str> {
         | "env"
         | "volumes"
         | "imagePullSecrets"
-        | "resourceClaims" => Some("name"),
+        | "resourceClaims"
+        | "schedulingGates"
+        | "secrets" => Some("name"),
+        "podIPs" | "hostIPs" => Some("ip"),
+        // NodeStatus.addresses merge by type.
+        "addresses" if items.iter().any(|i| i.get("address").is_some()) => Some("type"),
         "volumeMounts" => Some("mountPath"),
         "volumeDevices" => Some("devicePath"),
         "hostAliases" => Some("ip"),
@@ -129,6 +134,7 @@ pub fn strategic_merge(target: &mut Value, patch: &Value) {
         map.retain(|k, _| keep.contains(&k.as_str()));
     }
     for (key, value) in patch_map {
+        // Ordering directives apply once the lists are merged, below.
         if key == "$patch" || key == "$retainKeys" || key.starts_with("$setElementOrder/") {
             continue;
         }
@@ -161,6 +167,32 @@ pub fn strategic_merge(target: &mut Value, patch: &Value) {
             }
         }
     }
+    for (key, order) in patch_map {
+        if let (Some(field), Some(order)) =
+            (key.strip_prefix("$setElementOrder/"), order.as_array())
+        {
+            if let Some(list) = map.get_mut(field).and_then(Value::as_array_mut) {
+                reorder(field, list, order);
+            }
+        }
+    }
+}
+
+/// `$setElementOrder/<field>`: put the listed items first, in the given order (matched by
+/// merge key, or by value for primitive lists), then the server-only items in their order.
+fn reorder(field: &str, list: &mut Vec<Value>, order: &[Value]) {
+    let key = merge_key(field, list);
+    let same = |item: &Value, wanted: &Value| match key {
+        Some(k) => item.get(k).is_some() && item.get(k) == wanted.get(k),
+        None => item == wanted,
+    };
+    let mut rest: Vec<Value> = std::mem::take(list);
+    for wanted in order {
+        if let Some(i) = rest.iter().position(|item| same(item, wanted)) {
+            list.push(rest.remove(i));
+        }
+    }
+    list.extend(rest);
 }
 
 fn merge_list(field: &str, current: Option<Value>, patch: &[Value]) -> Value {
@@ -231,6 +263,27 @@ mod tests {
         assert_eq!(containers.len(), 1);
         assert_eq!(containers[0]["image"], "nginx:2");
         assert_eq!(containers[0]["ports"][0]["containerPort"], 80);
+    }
+
+    #[test]
+    fn set_element_order_reorders_merged_lists() {
+        let mut pod = json!({"spec": {"containers": [{"name": "a", "image": "1"}, {"name": "b", "image": "1"}]},
+            "metadata": {"finalizers": ["x", "y"]}});
+        let patch = json!({
+            "spec": {"$setElementOrder/containers": [{"name": "b"}, {"name": "a"}],
+                     "containers": [{"name": "b", "image": "2"}]},
+            "metadata": {"$setElementOrder/finalizers": ["y", "x"]}
+        });
+        strategic_merge(&mut pod, &patch);
+        let names: Vec<&str> = pod["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["b", "a"]);
+        assert_eq!(pod["spec"]["containers"][0]["image"], "2");
+        assert_eq!(pod["metadata"]["finalizers"], json!(["y", "x"]));
     }
 
     #[test]
