@@ -174,14 +174,28 @@ impl Authorizer {
         }
         let [roles, mut cluster_roles, role_bindings, bindings]: [Vec<Value>; 4] =
             lists.try_into().expect("four lists");
-        // Aggregated ClusterRoles get their rules here too, so authorization does not wait
-        // for the aggregation to be written back.
+        // Aggregated ClusterRoles get their rules here, and they are written back so that
+        // `kubectl get clusterrole` shows them (upstream's aggregation controller).
+        let cluster_role_def = state
+            .find(k3rs_rbac::RBAC_GROUP, "v1", "clusterroles")
+            .expect("built in");
         for aggregated in k3rs_rbac::aggregate(&cluster_roles) {
             let name = object::name(&aggregated).map(str::to_string);
             if let Some(slot) = cluster_roles
                 .iter_mut()
                 .find(|r| object::name(r).map(str::to_string) == name)
             {
+                let rv = object::meta_str(slot, "resourceVersion")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                if let Err(e) = state
+                    .store
+                    .update(&cluster_role_def, None, &aggregated, rv)
+                    .await
+                {
+                    // Another writer got there first; the next reload retries.
+                    debug!(error = %e, role = ?name, "writing aggregated rules");
+                }
                 *slot = aggregated;
             }
         }
