@@ -39,11 +39,11 @@ async fn purge(state: &AppState, ns: &str) -> Result<bool> {
                         .unwrap_or("0")
                         .parse()
                         .unwrap_or(0);
-                    let _ = state.store.update(&def, Some(ns), &marked, rv).await;
+                    let _ = state.store.update(def, Some(ns), &marked, rv).await;
                 }
                 continue;
             }
-            match state.store.delete(&def, Some(ns), &name, None).await {
+            match state.store.delete(def, Some(ns), &name, None).await {
                 Ok(_) => debug!(namespace = ns, resource = %def.plural, name, "deleted"),
                 Err(e) if e.code == http::StatusCode::NOT_FOUND => {}
                 Err(e) => return Err(e),
