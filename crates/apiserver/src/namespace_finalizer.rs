@@ -44,7 +44,11 @@ async fn purge(state: &AppState, ns: &str) -> Result<bool> {
                 continue;
             }
             match state.store.delete(def, Some(ns), &name, None).await {
-                Ok(_) => debug!(namespace = ns, resource = %def.plural, name, "deleted"),
+                Ok(gone) => {
+                    // A deleted Service gives back its cluster IP and node ports.
+                    crate::admission::allocator::on_delete(state, def, &gone).await;
+                    debug!(namespace = ns, resource = %def.plural, name, "deleted");
+                }
                 Err(e) if e.code == http::StatusCode::NOT_FOUND => {}
                 Err(e) => return Err(e),
             }
