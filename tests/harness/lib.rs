@@ -40,6 +40,10 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// The ConfigMap the server publishes into every namespace in the background; tests that
+/// compare lists of ConfigMaps leave it out.
+pub const ROOT_CA: &str = "kube-root-ca.crt";
+
 /// Directory of the versioned kubectl binaries the dispatcher picks from.
 pub const KUBECTL_DIR: &str = "/usr/lib/google-cloud-sdk/bin";
 
@@ -249,6 +253,19 @@ impl K3rs {
                 .unwrap();
         }
         child.wait_with_output().unwrap()
+    }
+
+    /// Write `contents` to a file in the server's temp dir; returns its path.
+    pub fn write_file(&self, name: &str, contents: &str) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, contents).unwrap();
+        path.to_str().unwrap().to_owned()
+    }
+
+    /// A stored object as `kubectl get RESOURCE NAME -o json` prints it.
+    pub fn stored(&self, resource: &str, name: &str) -> serde_json::Value {
+        let json = ok(self.kubectl(&["get", resource, name, "-o", "json"]));
+        serde_json::from_str(&json).unwrap()
     }
 
     /// A `kube::Client` authenticated as the admin kubeconfig's user.

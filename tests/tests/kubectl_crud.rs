@@ -4,10 +4,9 @@
 //! json), `edit` with a scripted editor, `replace`, `delete` (name, selector, `--all`),
 //! `describe`, namespaces created from YAML, and Secret `stringData`.
 
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-use k3rs_e2e::{fails, ok, K3rs};
+use k3rs_e2e::{fails, ok, K3rs, ROOT_CA};
 use serde_json::Value;
 
 fn kubectl(server: &K3rs, version: Option<&str>, args: &[&str]) -> Output {
@@ -16,22 +15,6 @@ fn kubectl(server: &K3rs, version: Option<&str>, args: &[&str]) -> Output {
         Some(version) => server.kubectl_version(version, args),
     }
 }
-
-/// Writes `contents` into the server's temp dir and returns the path as a string.
-fn write_file(server: &K3rs, name: &str, contents: &str) -> String {
-    let path: PathBuf = server.dir.path().join(name);
-    std::fs::write(&path, contents).unwrap();
-    path.to_str().unwrap().to_owned()
-}
-
-/// The stored object, as `kubectl get -o json` returns it.
-fn stored(server: &K3rs, resource: &str, name: &str) -> Value {
-    let json = ok(server.kubectl(&["get", resource, name, "-o", "json"]));
-    serde_json::from_str(&json).unwrap()
-}
-
-/// The configmap the server's root-CA publisher writes into every namespace in the background.
-const ROOT_CA: &str = "kube-root-ca.crt";
 
 /// `kubectl get <args> -o name`, without the background-published root-CA configmaps.
 fn user_object_names(server: &K3rs, args: &[&str]) -> String {
@@ -88,12 +71,12 @@ data:
 #[test]
 fn create_from_file_and_stdin_stores_the_objects() {
     let server = K3rs::start();
-    let file = write_file(&server, "cm.yaml", CONFIGMAP);
+    let file = server.write_file("cm.yaml", CONFIGMAP);
     assert_eq!(
         ok(server.kubectl(&["create", "-f", &file])),
         "configmap/settings created\n"
     );
-    let cm = stored(&server, "configmap", "settings");
+    let cm = server.stored("configmap", "settings");
     assert_eq!(cm["data"]["color"], "blue");
     assert_eq!(cm["metadata"]["labels"]["app"], "demo");
     assert_eq!(cm["metadata"]["namespace"], "default");
@@ -105,7 +88,7 @@ fn create_from_file_and_stdin_stores_the_objects() {
 
     let out = server.kubectl_stdin(&["create", "-f", "-"], &deployment("web", "nginx:1.25"));
     assert_eq!(ok(out), "deployment.apps/web created\n");
-    let web = stored(&server, "deployment", "web");
+    let web = server.stored("deployment", "web");
     assert_eq!(web["metadata"]["generation"], 1, "{web}");
     assert_eq!(
         web["spec"]["template"]["spec"]["containers"][0]["image"],
@@ -113,8 +96,7 @@ fn create_from_file_and_stdin_stores_the_objects() {
     );
 
     // A multi-document file creates each object, in order.
-    let multi = write_file(
-        &server,
+    let multi = server.write_file(
         "multi.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: one}\n---\n\
          apiVersion: v1\nkind: ConfigMap\nmetadata: {name: two}\n",
@@ -127,10 +109,10 @@ fn create_from_file_and_stdin_stores_the_objects() {
 
 fn apply_updates_deployment_keeping_other_fields(version: Option<&str>) {
     let server = K3rs::start();
-    let file = write_file(&server, "web.yaml", &deployment("web", "nginx:1.25"));
+    let file = server.write_file("web.yaml", &deployment("web", "nginx:1.25"));
     let out = ok(kubectl(&server, version, &["apply", "-f", &file]));
     assert_eq!(out, "deployment.apps/web created\n");
-    let first = stored(&server, "deployment", "web");
+    let first = server.stored("deployment", "web");
     assert_eq!(first["metadata"]["generation"], 1);
     let last_applied = first["metadata"]["annotations"]
         ["kubectl.kubernetes.io/last-applied-configuration"]
@@ -143,10 +125,10 @@ fn apply_updates_deployment_keeping_other_fields(version: Option<&str>) {
     );
 
     // Change only the image: the rest of the container survives, generation is bumped.
-    let file = write_file(&server, "web.yaml", &deployment("web", "nginx:1.26"));
+    let file = server.write_file("web.yaml", &deployment("web", "nginx:1.26"));
     let out = ok(kubectl(&server, version, &["apply", "-f", &file]));
     assert_eq!(out, "deployment.apps/web configured\n");
-    let second = stored(&server, "deployment", "web");
+    let second = server.stored("deployment", "web");
     assert_eq!(second["metadata"]["generation"], 2, "{second}");
     assert_eq!(second["metadata"]["uid"], first["metadata"]["uid"]);
     let container = &second["spec"]["template"]["spec"]["containers"][0];
@@ -166,7 +148,7 @@ fn apply_updates_deployment_keeping_other_fields(version: Option<&str>) {
     let out = ok(kubectl(&server, version, &["apply", "-f", &file]));
     assert_eq!(out, "deployment.apps/web unchanged\n");
     // (Compare what apply owns, not resourceVersion: a deployment controller may write status.)
-    let third = stored(&server, "deployment", "web");
+    let third = server.stored("deployment", "web");
     assert_eq!(third["metadata"]["generation"], 2);
     assert_eq!(third["spec"], second["spec"]);
     assert_eq!(
@@ -198,7 +180,7 @@ fn apply_from_stdin_removes_fields_dropped_from_the_input() {
         .replace("blue", "green");
     let out = server.kubectl_stdin(&["apply", "-f", "-"], &smaller);
     assert_eq!(ok(out), "configmap/settings configured\n");
-    let cm = stored(&server, "configmap", "settings");
+    let cm = server.stored("configmap", "settings");
     assert_eq!(cm["data"], serde_json::json!({"color": "green"}), "{cm}");
     assert_eq!(
         cm["metadata"]["labels"],
@@ -218,7 +200,7 @@ fn label_overwrite_and_remove() {
         ok(server.kubectl(&["label", "cm", "settings", "tier=web"])),
         "configmap/settings labeled\n"
     );
-    let before = stored(&server, "configmap", "settings");
+    let before = server.stored("configmap", "settings");
     assert_eq!(before["metadata"]["labels"]["tier"], "web");
 
     let err = fails(server.kubectl(&["label", "cm", "settings", "tier=db"]));
@@ -226,7 +208,7 @@ fn label_overwrite_and_remove() {
         err.contains("'tier' already has a value (web), and --overwrite is false"),
         "{err}"
     );
-    let after_refusal = stored(&server, "configmap", "settings");
+    let after_refusal = server.stored("configmap", "settings");
     assert_eq!(resource_version(&after_refusal), resource_version(&before));
 
     let out = ok(server.kubectl_version(
@@ -235,13 +217,13 @@ fn label_overwrite_and_remove() {
     ));
     assert_eq!(out, "configmap/settings labeled\n");
     assert_eq!(
-        stored(&server, "configmap", "settings")["metadata"]["labels"]["tier"],
+        server.stored("configmap", "settings")["metadata"]["labels"]["tier"],
         "db"
     );
 
     let out = ok(server.kubectl(&["label", "cm", "settings", "tier-"]));
     assert_eq!(out, "configmap/settings unlabeled\n");
-    let labels = &stored(&server, "configmap", "settings")["metadata"]["labels"];
+    let labels = &server.stored("configmap", "settings")["metadata"]["labels"];
     assert_eq!(labels, &serde_json::json!({"app": "demo"}));
 
     // Labelling by selector touches only the matching objects.
@@ -260,7 +242,7 @@ fn annotate_adds_overwrites_and_removes() {
     ok(server.kubectl_stdin(&["create", "-f", "-"], CONFIGMAP));
     let out = ok(server.kubectl(&["annotate", "cm", "settings", "note=first draft"]));
     assert_eq!(out, "configmap/settings annotated\n");
-    let cm = stored(&server, "configmap", "settings");
+    let cm = server.stored("configmap", "settings");
     assert_eq!(cm["metadata"]["annotations"]["note"], "first draft");
 
     let err = fails(server.kubectl(&["annotate", "cm", "settings", "note=second"]));
@@ -269,11 +251,11 @@ fn annotate_adds_overwrites_and_removes() {
         "1.32",
         &["annotate", "cm", "settings", "note=second", "--overwrite"],
     ));
-    let cm = stored(&server, "configmap", "settings");
+    let cm = server.stored("configmap", "settings");
     assert_eq!(cm["metadata"]["annotations"]["note"], "second");
 
     ok(server.kubectl(&["annotate", "cm", "settings", "note-"]));
-    let cm = stored(&server, "configmap", "settings");
+    let cm = server.stored("configmap", "settings");
     assert!(cm["metadata"]["annotations"].get("note").is_none(), "{cm}");
     assert_eq!(cm["data"]["color"], "blue", "data untouched");
 }
@@ -291,7 +273,7 @@ fn patch_strategic_merge_and_json() {
         ok(server.kubectl(&["patch", "deploy", "web", "-p", patch])),
         "deployment.apps/web patched\n"
     );
-    let web = stored(&server, "deployment", "web");
+    let web = server.stored("deployment", "web");
     let containers = web["spec"]["template"]["spec"]["containers"]
         .as_array()
         .unwrap();
@@ -307,7 +289,7 @@ fn patch_strategic_merge_and_json() {
     let patch =
         r#"{"spec":{"template":{"spec":{"containers":[{"name":"sidecar","image":"busybox"}]}}}}"#;
     ok(server.kubectl_version("1.32", &["patch", "deploy", "web", "-p", patch]));
-    let web = stored(&server, "deployment", "web");
+    let web = server.stored("deployment", "web");
     let names: Vec<&str> = web["spec"]["template"]["spec"]["containers"]
         .as_array()
         .unwrap()
@@ -327,7 +309,7 @@ fn patch_strategic_merge_and_json() {
         r#"{"data":{"size":null,"shape":"round"}}"#,
     ]));
     assert_eq!(out, "configmap/settings patched\n");
-    let cm = stored(&server, "configmap", "settings");
+    let cm = server.stored("configmap", "settings");
     assert_eq!(
         cm["data"],
         serde_json::json!({"color": "blue", "shape": "round"})
@@ -338,7 +320,7 @@ fn patch_strategic_merge_and_json() {
                   {"op":"add","path":"/metadata/labels/extra","value":"1"},
                   {"op":"remove","path":"/data/shape"}]"#;
     ok(server.kubectl(&["patch", "cm", "settings", "--type", "json", "-p", ops]));
-    let cm = stored(&server, "configmap", "settings");
+    let cm = server.stored("configmap", "settings");
     assert_eq!(cm["data"], serde_json::json!({"color": "red"}));
     assert_eq!(cm["metadata"]["labels"]["extra"], "1");
 
@@ -354,7 +336,7 @@ fn patch_strategic_merge_and_json() {
     ]));
     assert_eq!(out, "configmap/settings patched (no change)\n");
     assert_eq!(
-        resource_version(&stored(&server, "configmap", "settings")),
+        resource_version(&server.stored("configmap", "settings")),
         resource_version(&cm)
     );
 }
@@ -394,7 +376,7 @@ fn kubectl_edit(server: &K3rs, args: &[&str], sed_expression: &str) -> Output {
 fn edit_with_a_scripted_editor_saves_the_change() {
     let server = K3rs::start();
     ok(server.kubectl_stdin(&["create", "-f", "-"], CONFIGMAP));
-    let before = stored(&server, "configmap", "settings");
+    let before = server.stored("configmap", "settings");
 
     let out = kubectl_edit(
         &server,
@@ -402,7 +384,7 @@ fn edit_with_a_scripted_editor_saves_the_change() {
         "s/color: blue/color: purple/",
     );
     assert_eq!(ok(out), "configmap/settings edited\n");
-    let after = stored(&server, "configmap", "settings");
+    let after = server.stored("configmap", "settings");
     assert_eq!(after["data"]["color"], "purple");
     assert_eq!(after["data"]["size"], "large");
     assert_ne!(resource_version(&after), resource_version(&before));
@@ -416,7 +398,7 @@ fn edit_with_a_scripted_editor_saves_the_change() {
         "{stderr}"
     );
     assert_eq!(
-        resource_version(&stored(&server, "configmap", "settings")),
+        resource_version(&server.stored("configmap", "settings")),
         resource_version(&after)
     );
 
@@ -428,7 +410,7 @@ fn edit_with_a_scripted_editor_saves_the_change() {
         "s/image: nginx:1.25/image: nginx:1.28/",
     );
     assert_eq!(ok(out), "deployment.apps/web edited\n");
-    let web = stored(&server, "deployment", "web");
+    let web = server.stored("deployment", "web");
     assert_eq!(
         web["spec"]["template"]["spec"]["containers"][0]["image"],
         "nginx:1.28"
@@ -440,7 +422,7 @@ fn edit_with_a_scripted_editor_saves_the_change() {
 fn replace_from_file_swaps_the_whole_object() {
     let server = K3rs::start();
     ok(server.kubectl_stdin(&["create", "-f", "-"], CONFIGMAP));
-    let before = stored(&server, "configmap", "settings");
+    let before = server.stored("configmap", "settings");
 
     let replacement = "\
 apiVersion: v1
@@ -450,12 +432,12 @@ metadata:
 data:
   only: this
 ";
-    let file = write_file(&server, "replacement.yaml", replacement);
+    let file = server.write_file("replacement.yaml", replacement);
     assert_eq!(
         ok(server.kubectl(&["replace", "-f", &file])),
         "configmap/settings replaced\n"
     );
-    let after = stored(&server, "configmap", "settings");
+    let after = server.stored("configmap", "settings");
     assert_eq!(after["data"], serde_json::json!({"only": "this"}));
     assert!(
         after["metadata"]["labels"].is_null(),
@@ -475,18 +457,14 @@ data:
     );
     assert_eq!(ok(out), "configmap/settings replaced\n");
     assert_eq!(
-        stored(&server, "configmap", "settings")["data"]["only"],
+        server.stored("configmap", "settings")["data"]["only"],
         "that"
     );
 
-    let file = write_file(
-        &server,
-        "replacement.yaml",
-        &replacement.replace("this", "v132"),
-    );
+    let file = server.write_file("replacement.yaml", &replacement.replace("this", "v132"));
     ok(server.kubectl_version("1.32", &["replace", "-f", &file]));
     assert_eq!(
-        stored(&server, "configmap", "settings")["data"]["only"],
+        server.stored("configmap", "settings")["data"]["only"],
         "v132"
     );
 }
@@ -532,7 +510,7 @@ fn delete_by_name_selector_and_all() {
     );
 
     // delete -f removes what the file describes.
-    let file = write_file(&server, "cm.yaml", CONFIGMAP);
+    let file = server.write_file("cm.yaml", CONFIGMAP);
     ok(server.kubectl(&["create", "-f", &file]));
     assert_eq!(
         ok(server.kubectl(&["delete", "-f", &file])),
@@ -614,7 +592,7 @@ fn namespace_from_yaml_holds_objects_and_missing_namespace_is_not_found() {
     let table = ok(server.kubectl(&["get", "ns", "team-a"]));
     let cells: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
     assert_eq!(&cells[..2], ["team-a", "Active"], "{table}");
-    let ns = stored(&server, "namespace", "team-a");
+    let ns = server.stored("namespace", "team-a");
     assert_eq!(
         ns["spec"]["finalizers"],
         serde_json::json!(["kubernetes"]),
@@ -671,7 +649,7 @@ data: {username: b2xk}
 stringData: {username: admin, password: hunter2}
 ";
     ok(server.kubectl_stdin(&["apply", "-f", "-"], yaml));
-    let secret = stored(&server, "secret", "creds");
+    let secret = server.stored("secret", "creds");
     assert!(
         secret.get("stringData").is_none(),
         "stringData must not be stored: {secret}"

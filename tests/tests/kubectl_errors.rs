@@ -5,7 +5,7 @@
 
 use std::process::Output;
 
-use k3rs_e2e::{fails, ok, K3rs};
+use k3rs_e2e::{fails, ok, K3rs, ROOT_CA};
 use serde_json::Value;
 
 fn kubectl(server: &K3rs, version: Option<&str>, args: &[&str]) -> Output {
@@ -14,21 +14,6 @@ fn kubectl(server: &K3rs, version: Option<&str>, args: &[&str]) -> Output {
         Some(version) => server.kubectl_version(version, args),
     }
 }
-
-/// Writes `contents` into the server's temp dir and returns the path as a string.
-fn write_file(server: &K3rs, name: &str, contents: &str) -> String {
-    let path = server.dir.path().join(name);
-    std::fs::write(&path, contents).unwrap();
-    path.to_str().unwrap().to_owned()
-}
-
-fn stored(server: &K3rs, resource: &str, name: &str) -> Value {
-    let json = ok(server.kubectl(&["get", resource, name, "-o", "json"]));
-    serde_json::from_str(&json).unwrap()
-}
-
-/// The configmap the server's root-CA publisher writes into every namespace in the background.
-const ROOT_CA: &str = "kube-root-ca.crt";
 
 /// What the tests' writes could have touched: every configmap, secret, deployment, pod and
 /// namespace by name, with the resourceVersion of the kinds no controller writes to (so a
@@ -91,14 +76,10 @@ fn get_of_a_missing_object_is_not_found() {
 fn creating_a_duplicate_is_already_exists_and_keeps_the_original() {
     let server = K3rs::start();
     ok(server.kubectl_stdin(&["create", "-f", "-"], CONFIGMAP));
-    let original = stored(&server, "cm", "x");
+    let original = server.stored("cm", "x");
     let before = snapshot(&server);
 
-    let file = write_file(
-        &server,
-        "dup.yaml",
-        &CONFIGMAP.replace("original", "changed"),
-    );
+    let file = server.write_file("dup.yaml", &CONFIGMAP.replace("original", "changed"));
     for version in [None, Some("1.32")] {
         let err = fails(kubectl(&server, version, &["create", "-f", &file]));
         let expected = format!(
@@ -106,7 +87,7 @@ fn creating_a_duplicate_is_already_exists_and_keeps_the_original() {
         );
         assert_eq!(err, expected, "{version:?}");
     }
-    assert_eq!(stored(&server, "cm", "x"), original);
+    assert_eq!(server.stored("cm", "x"), original);
     assert_eq!(snapshot(&server), before);
 }
 
@@ -116,7 +97,7 @@ fn an_invalid_name_is_rejected_with_the_field_path() {
     let before = snapshot(&server);
     let bad = CONFIGMAP.replace("name: x", "name: Bad_Name");
     for version in [None, Some("1.32")] {
-        let file = write_file(&server, "bad.yaml", &bad);
+        let file = server.write_file("bad.yaml", &bad);
         let err = fails(kubectl(&server, version, &["create", "-f", &file]));
         assert!(
             err.contains(
@@ -157,7 +138,7 @@ spec:
 fn unknown_fields_fail_under_default_strict_validation() {
     let server = K3rs::start();
     let before = snapshot(&server);
-    let file = write_file(&server, "strict.yaml", DEPLOYMENT_WITH_UNKNOWN_FIELD);
+    let file = server.write_file("strict.yaml", DEPLOYMENT_WITH_UNKNOWN_FIELD);
     for version in [None, Some("1.32")] {
         for verb in ["create", "apply"] {
             let err = fails(kubectl(&server, version, &[verb, "-f", &file]));
@@ -179,7 +160,7 @@ fn unknown_fields_fail_under_default_strict_validation() {
 fn patch_with_an_unknown_field_warns_and_drops_it() {
     let server = K3rs::start();
     ok(server.kubectl_stdin(&["create", "-f", "-"], CONFIGMAP));
-    let before = stored(&server, "cm", "x");
+    let before = server.stored("cm", "x");
     let out = server.kubectl(&[
         "patch",
         "cm",
@@ -191,7 +172,7 @@ fn patch_with_an_unknown_field_warns_and_drops_it() {
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(ok(out), "configmap/x patched (no change)\n");
-    assert_eq!(stored(&server, "cm", "x"), before);
+    assert_eq!(server.stored("cm", "x"), before);
     assert!(
         stderr.contains(r#"Warning: unknown field "bogus""#),
         "{stderr}"
@@ -201,10 +182,10 @@ fn patch_with_an_unknown_field_warns_and_drops_it() {
 #[test]
 fn validate_false_drops_unknown_fields() {
     let server = K3rs::start();
-    let file = write_file(&server, "strict.yaml", DEPLOYMENT_WITH_UNKNOWN_FIELD);
+    let file = server.write_file("strict.yaml", DEPLOYMENT_WITH_UNKNOWN_FIELD);
     let out = ok(server.kubectl(&["create", "--validate=false", "-f", &file]));
     assert_eq!(out, "deployment.apps/strict created\n");
-    let stored_deployment = stored(&server, "deploy", "strict");
+    let stored_deployment = server.stored("deploy", "strict");
     assert!(
         stored_deployment["spec"].get("foo").is_none(),
         "{stored_deployment}"
@@ -215,9 +196,9 @@ fn validate_false_drops_unknown_fields() {
     );
 
     let cm = CONFIGMAP.replace("\ndata:", "\nfoo: bar\ndata:");
-    let file = write_file(&server, "cm.yaml", &cm);
+    let file = server.write_file("cm.yaml", &cm);
     ok(server.kubectl_version("1.32", &["apply", "--validate=false", "-f", &file]));
-    let stored_cm = stored(&server, "cm", "x");
+    let stored_cm = server.stored("cm", "x");
     assert!(stored_cm.get("foo").is_none(), "{stored_cm}");
     assert_eq!(stored_cm["data"]["k"], "original");
 }
@@ -227,11 +208,7 @@ fn validate_warn_succeeds_with_a_warning() {
     let server = K3rs::start();
     let cm = CONFIGMAP.replace("\ndata:", "\nfoo: bar\ndata:");
     for (version, name) in [(None, "x"), (Some("1.32"), "other")] {
-        let file = write_file(
-            &server,
-            "cm.yaml",
-            &cm.replace("name: x", &format!("name: {name}")),
-        );
+        let file = server.write_file("cm.yaml", &cm.replace("name: x", &format!("name: {name}")));
         let out = kubectl(
             &server,
             version,
@@ -243,7 +220,7 @@ fn validate_warn_succeeds_with_a_warning() {
             stderr.contains(r#"Warning: unknown field "foo""#),
             "{version:?}: {stderr}"
         );
-        let stored_cm = stored(&server, "cm", name);
+        let stored_cm = server.stored("cm", name);
         assert!(stored_cm.get("foo").is_none(), "{stored_cm}");
         assert_eq!(stored_cm["data"]["k"], "original");
     }
@@ -277,7 +254,7 @@ fn unknown_kind_fails_with_a_mapping_error_under_default_validation() {
     let server = K3rs::start();
     let before = snapshot(&server);
     for version in [None, Some("1.32")] {
-        let file = write_file(&server, "widget.yaml", WIDGET);
+        let file = server.write_file("widget.yaml", WIDGET);
         for verb in ["create", "apply"] {
             let err = fails(kubectl(&server, version, &[verb, "-f", &file]));
             assert!(
@@ -295,7 +272,7 @@ fn creating_in_a_missing_namespace_is_not_found() {
     let before = snapshot(&server);
     let in_nope = CONFIGMAP.replace("name: x}", "name: x, namespace: nope}");
     for version in [None, Some("1.32")] {
-        let file = write_file(&server, "cm.yaml", &in_nope);
+        let file = server.write_file("cm.yaml", &in_nope);
         let err = fails(kubectl(&server, version, &["create", "-f", &file]));
         let expected =
             format!("Error from server (NotFound): error when creating \"{file}\": namespaces \"nope\" not found\n");
@@ -310,27 +287,23 @@ fn replace_with_a_stale_resource_version_conflicts() {
     ok(server.kubectl_stdin(&["create", "-f", "-"], CONFIGMAP));
     let stale = ok(server.kubectl(&["get", "cm", "x", "-o", "yaml"]));
     ok(server.kubectl(&["label", "cm", "x", "moved=on"]));
-    let current = stored(&server, "cm", "x");
+    let current = server.stored("cm", "x");
 
-    let file = write_file(
-        &server,
-        "stale.yaml",
-        &stale.replace("original", "lost update"),
-    );
+    let file = server.write_file("stale.yaml", &stale.replace("original", "lost update"));
     let err = fails(server.kubectl(&["replace", "-f", &file]));
     let expected = format!(
         "Error from server (Conflict): error when replacing \"{file}\": Operation cannot be fulfilled on \
          configmaps \"x\": the object has been modified; please apply your changes to the latest version and try again\n"
     );
     assert_eq!(err, expected);
-    assert_eq!(stored(&server, "cm", "x"), current);
+    assert_eq!(server.stored("cm", "x"), current);
 }
 
 #[test]
 fn failed_patches_and_updates_leave_the_store_unchanged() {
     let server = K3rs::start();
     ok(server.kubectl_stdin(&["create", "-f", "-"], CONFIGMAP));
-    let object = stored(&server, "cm", "x");
+    let object = server.stored("cm", "x");
     let before = snapshot(&server);
 
     // JSON patch `test` that does not hold.
@@ -365,8 +338,7 @@ fn failed_patches_and_updates_leave_the_store_unchanged() {
         "Error from server (NotFound): configmaps \"missing\" not found\n"
     );
     // Changing the name through replace.
-    let renamed = write_file(
-        &server,
+    let renamed = server.write_file(
         "renamed.yaml",
         &CONFIGMAP.replace("name: x", "name: renamed"),
     );
@@ -379,6 +351,6 @@ fn failed_patches_and_updates_leave_the_store_unchanged() {
         "Error from server (NotFound): configmaps \"missing\" not found\n"
     );
 
-    assert_eq!(stored(&server, "cm", "x"), object);
+    assert_eq!(server.stored("cm", "x"), object);
     assert_eq!(snapshot(&server), before);
 }

@@ -5,7 +5,7 @@
 
 use std::process::Output;
 
-use k3rs_e2e::{ok, K3rs};
+use k3rs_e2e::{ok, K3rs, ROOT_CA};
 use serde_json::Value;
 
 /// The kubectl releases every scenario here runs with: the dispatcher, then 1.32.
@@ -53,9 +53,6 @@ fn names(table: &str) -> Vec<&str> {
         .filter(|name| *name != ROOT_CA)
         .collect()
 }
-
-/// The configmap the server's root-CA publisher writes into every namespace.
-const ROOT_CA: &str = "kube-root-ca.crt";
 
 const POD: &str = "\
 apiVersion: v1

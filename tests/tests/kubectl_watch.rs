@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
-use k3rs_e2e::{ok, K3rs, KUBECTL_DIR};
+use k3rs_e2e::{ok, K3rs, KUBECTL_DIR, ROOT_CA};
 use serde_json::Value;
 
 /// How long a background kubectl may take to see an event on a loaded machine.
@@ -103,10 +103,6 @@ impl Drop for Background {
         let _ = self.child.wait();
     }
 }
-
-/// The configmap the server's root-CA publisher writes into every namespace in the background;
-/// its events may come at any point, so the watch checks skip it.
-const ROOT_CA: &str = "kube-root-ca.crt";
 
 const SENTINEL: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: sentinel}\n";
 const WATCHED: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: watched}\ndata: {k: v}\n";
