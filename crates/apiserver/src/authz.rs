@@ -4,16 +4,14 @@
 //! so a request never reads the datastore to be authorized.
 
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use futures::StreamExt;
 use http::Method;
 use k3rs_rbac::{Attributes, Decision, Policy};
 use serde_json::{json, Value};
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use crate::auth::Identity;
 use crate::error::{ApiError, Result};
@@ -206,47 +204,14 @@ impl Authorizer {
 }
 
 /// Keep the snapshot current: reload after every burst of RBAC changes.
-pub fn spawn_refresh(state: AppState, mut revision: i64) {
-    tokio::spawn(async move {
-        loop {
-            let stream = state.store.backend().watch(RBAC_PREFIX, revision).await;
-            let mut events = match stream {
-                Ok(s) => s,
-                Err(err) => {
-                    warn!(error = %err, "RBAC watch failed; reloading");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    match state.authorizer.reload(&state).await {
-                        Ok(rev) => revision = rev,
-                        Err(e) => warn!(error = %e, "RBAC reload failed"),
-                    }
-                    continue;
-                }
-            };
-            loop {
-                let next = tokio::select! {
-                    _ = state.shutdown.cancelled() => return,
-                    next = events.next() => next,
-                };
-                match next {
-                    Some(Ok(event)) => {
-                        revision = revision.max(event.kv.mod_revision);
-                        // Let a burst (e.g. `kubectl apply` of many bindings) settle.
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        match state.authorizer.reload(&state).await {
-                            Ok(rev) => revision = revision.max(rev),
-                            Err(e) => warn!(error = %e, "RBAC reload failed"),
-                        }
-                        debug!(revision, "RBAC policy reloaded");
-                    }
-                    Some(Err(err)) => {
-                        warn!(error = %err, "RBAC watch ended; resuming");
-                        break;
-                    }
-                    None => break,
-                }
-            }
-        }
-    });
+pub fn spawn_refresh(state: AppState, revision: i64) {
+    crate::resync::spawn(
+        state,
+        RBAC_PREFIX,
+        revision,
+        "RBAC policy",
+        |state| async move { state.authorizer.reload(&state).await },
+    );
 }
 
 /// Create the default roles and bindings that are missing (existing ones are left alone,

@@ -8,13 +8,11 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
-use futures::StreamExt;
 use k3rs_core::ResourceDef;
 use k3rs_crd::VersionInfo;
 use serde_json::{json, Value};
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::error::{ApiError, FieldCause, Result};
 use crate::object;
@@ -84,37 +82,14 @@ pub async fn sync(state: &AppState) -> Result<i64> {
 }
 
 /// Follow CRD changes made through any API server sharing the datastore.
-pub fn spawn_watch(state: AppState, mut revision: i64) {
-    tokio::spawn(async move {
-        loop {
-            let mut events = match state.store.backend().watch(CRD_PREFIX, revision).await {
-                Ok(events) => events,
-                Err(err) => {
-                    warn!(error = %err, "CRD watch failed; resyncing");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    if let Ok(rev) = sync(&state).await {
-                        revision = rev;
-                    }
-                    continue;
-                }
-            };
-            loop {
-                let next = tokio::select! {
-                    _ = state.shutdown.cancelled() => return,
-                    next = events.next() => next,
-                };
-                match next {
-                    Some(Ok(event)) => {
-                        revision = revision.max(event.kv.mod_revision);
-                        if let Err(err) = sync(&state).await {
-                            warn!(error = %err, "CRD resync failed");
-                        }
-                    }
-                    Some(Err(_)) | None => break,
-                }
-            }
-        }
-    });
+pub fn spawn_watch(state: AppState, revision: i64) {
+    crate::resync::spawn(
+        state,
+        CRD_PREFIX,
+        revision,
+        "custom resources",
+        |state| async move { sync(&state).await },
+    );
 }
 
 fn invalid(kind: &str, name: &str, errors: Vec<k3rs_crd::FieldError>) -> ApiError {

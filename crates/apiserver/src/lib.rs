@@ -24,6 +24,7 @@ mod patch;
 mod path;
 mod query;
 mod registry;
+mod resync;
 mod reviews;
 mod schema;
 mod serve;
