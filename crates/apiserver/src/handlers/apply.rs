@@ -41,9 +41,42 @@ fn reset_fields(def: &ResourceDef, target: Target) -> FieldSet {
     }
 }
 
+/// List semantics of a custom resource, from its schema's `x-kubernetes-list-type` and
+/// `x-kubernetes-list-map-keys`; lists that declare nothing are atomic, as upstream.
+struct SchemaListTypes<'a>(&'a k3rs_crd::Schema);
+
+impl fm::ListTypes for SchemaListTypes<'_> {
+    fn list_type(&self, path: &[fm::PathElement]) -> fm::ListType {
+        let fields: Vec<&str> = path
+            .iter()
+            .filter_map(|p| match p {
+                fm::PathElement::Field(name) => Some(name.as_str()),
+                _ => None,
+            })
+            .collect();
+        match self.0.list_type(&fields) {
+            Some((kind, keys)) if kind == "map" => {
+                fm::ListType::Map(keys.iter().map(|k| fm::intern_key(k)).collect())
+            }
+            Some((kind, _)) if kind == "set" => fm::ListType::Set,
+            _ => fm::ListType::Atomic,
+        }
+    }
+}
+
+/// The list semantics to track ownership with: the built-in table, or a custom
+/// resource's schema.
+fn list_types<'a>(custom: Option<&'a k3rs_crd::VersionInfo>) -> Box<dyn fm::ListTypes + 'a> {
+    match custom {
+        Some(info) => Box::new(SchemaListTypes(&info.schema)),
+        None => Box::new(BuiltinListTypes),
+    }
+}
+
 /// Record a create (`old` = None) or update by `manager` in `new`'s managedFields.
 pub fn record(
     def: &ResourceDef,
+    custom: Option<&k3rs_crd::VersionInfo>,
     old: Option<&Value>,
     new: &Value,
     manager: &str,
@@ -55,7 +88,7 @@ pub fn record(
         manager,
         subresource(target),
         &def.api_version(),
-        &BuiltinListTypes,
+        list_types(custom).as_ref(),
         &reset_fields(def, target),
     )
 }
@@ -63,6 +96,7 @@ pub fn record(
 /// Record a write through another subresource (e.g. `scale`) to the parent object.
 pub fn record_subresource(
     def: &ResourceDef,
+    custom: Option<&k3rs_crd::VersionInfo>,
     old: &Value,
     new: &Value,
     manager: &str,
@@ -74,7 +108,7 @@ pub fn record_subresource(
         manager,
         subresource,
         &def.api_version(),
-        &BuiltinListTypes,
+        list_types(custom).as_ref(),
     )
 }
 
@@ -93,6 +127,7 @@ pub fn parse_config(body: &[u8]) -> Result<Value> {
 /// Server-side apply of `config` by `manager` onto `live` (None: the object is created).
 pub fn apply(
     def: &ResourceDef,
+    custom: Option<&k3rs_crd::VersionInfo>,
     live: Option<&Value>,
     config: &Value,
     manager: Option<&str>,
@@ -118,7 +153,7 @@ pub fn apply(
             .iter()
             .any(|e| e.manager == manager && e.operation == fm::Operation::Apply);
         if manager == "kubectl" && !has_apply_entry {
-            fm::upgrade_client_side_apply(live, manager, &BuiltinListTypes);
+            fm::upgrade_client_side_apply(live, manager, list_types(custom).as_ref());
         }
     }
     fm::apply_with_reset(
@@ -128,7 +163,7 @@ pub fn apply(
         force,
         subresource(target),
         &def.api_version(),
-        &BuiltinListTypes,
+        list_types(custom).as_ref(),
         &reset_fields(def, target),
     )
     .map_err(|e| match e {
@@ -165,11 +200,12 @@ mod tests {
     fn apply_then_conflict() {
         let def = k3rs_core::resource::find("", "v1", "configmaps").unwrap();
         let config = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": "1"}});
-        let created = apply(def, None, &config, Some("alice"), false, Target::Main).unwrap();
+        let created = apply(def, None, None, &config, Some("alice"), false, Target::Main).unwrap();
         assert_eq!(created["data"]["k"], "1");
         let other = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"k": "2"}});
         let err = apply(
             def,
+            None,
             Some(&created),
             &other,
             Some("bob"),
@@ -179,10 +215,19 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.code, 409);
         assert!(err.message.contains("alice"), "{}", err.message);
-        let forced = apply(def, Some(&created), &other, Some("bob"), true, Target::Main).unwrap();
+        let forced = apply(
+            def,
+            None,
+            Some(&created),
+            &other,
+            Some("bob"),
+            true,
+            Target::Main,
+        )
+        .unwrap();
         assert_eq!(forced["data"]["k"], "2");
         assert_eq!(
-            apply(def, None, &config, None, false, Target::Main)
+            apply(def, None, None, &config, None, false, Target::Main)
                 .unwrap_err()
                 .code,
             422

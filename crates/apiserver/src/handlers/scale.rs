@@ -138,7 +138,14 @@ pub async fn handle(ctx: &Ctx, method: &Method, body: Option<Bytes>) -> Result<R
             .unwrap_or(0);
         object::meta_mut(&mut updated).insert("generation".into(), json!(generation + 1));
         let manager = super::apply::manager(ctx.params.field_manager.as_deref(), &ctx.headers);
-        let updated = super::apply::record_subresource(def, &parent, &updated, &manager, "scale");
+        let updated = super::apply::record_subresource(
+            def,
+            custom.as_deref(),
+            &parent,
+            &updated,
+            &manager,
+            "scale",
+        );
         if ctx.params.dry_run {
             return Ok(json_response(
                 StatusCode::OK,

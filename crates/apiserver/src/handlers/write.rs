@@ -49,7 +49,14 @@ pub async fn create(ctx: &Ctx, body: Bytes) -> Result<Response> {
         return Ok(json_response(StatusCode::CREATED, &obj, &warnings));
     }
     let manager = super::apply::manager(ctx.params.field_manager.as_deref(), &ctx.headers);
-    obj = super::apply::record(&ctx.def, None, &obj, &manager, Target::Main);
+    obj = super::apply::record(
+        &ctx.def,
+        ctx.state.custom.get(&ctx.def).as_deref(),
+        None,
+        &obj,
+        &manager,
+        Target::Main,
+    );
     let stored = store_new(ctx, &ctx.def, ctx.ns(), obj, reservation).await?;
     Ok(json_response(StatusCode::CREATED, &stored, &warnings))
 }
@@ -100,11 +107,19 @@ pub async fn patch(ctx: &Ctx, body: Bytes) -> Result<Response> {
 /// creating the object when it does not exist yet.
 async fn server_side_apply(ctx: &Ctx, body: &Bytes) -> Result<Response> {
     let config = super::apply::parse_config(body)?;
+    let custom = ctx.state.custom.get(&ctx.def);
     let manager = ctx.params.field_manager.as_deref();
     let (def, ns, name) = (&*ctx.def, ctx.ns(), ctx.name());
     if ctx.state.store.get(def, ns, name).await?.is_none() && ctx.target == Target::Main {
-        let mut obj =
-            super::apply::apply(def, None, &config, manager, ctx.params.force, ctx.target)?;
+        let mut obj = super::apply::apply(
+            def,
+            custom.as_deref(),
+            None,
+            &config,
+            manager,
+            ctx.params.force,
+            ctx.target,
+        )?;
         if crate::object::name(&obj).is_some_and(|n| n != name) {
             return Err(ApiError::bad_request(format!(
                 "the name of the object ({}) does not match the name on the URL ({name})",
@@ -131,6 +146,7 @@ async fn server_side_apply(ctx: &Ctx, body: &Bytes) -> Result<Response> {
     write_existing(ctx, |old| {
         let mut merged = super::apply::apply(
             def,
+            custom.as_deref(),
             Some(old),
             &config,
             manager,
@@ -174,6 +190,7 @@ async fn admit_custom(
 /// otherwise a lost race is retried against the newer object.
 async fn write_existing(ctx: &Ctx, change: impl Fn(&Value) -> Result<Value>) -> Result<Response> {
     let (def, ns, name) = (&*ctx.def, ctx.ns(), ctx.name());
+    let custom = ctx.state.custom.get(def);
     for _ in 0..MAX_RETRIES {
         let old = ctx.state.store.must_get(def, ns, name).await?;
         let old_rv = object::meta_str(&old, "resourceVersion")
@@ -202,7 +219,14 @@ async fn write_existing(ctx: &Ctx, change: impl Fn(&Value) -> Result<Value>) -> 
             != Some(PatchType::Apply)
         {
             let manager = super::apply::manager(ctx.params.field_manager.as_deref(), &ctx.headers);
-            new = super::apply::record(def, Some(&old), &new, &manager, ctx.target);
+            new = super::apply::record(
+                def,
+                custom.as_deref(),
+                Some(&old),
+                &new,
+                &manager,
+                ctx.target,
+            );
         }
         // Removing the last finalizer of a deleting object completes its deletion.
         if object::is_deleting(&new) && object::finalizers(&new).is_empty() {
