@@ -10,10 +10,28 @@ use crate::error::ApiError;
 use crate::AppState;
 
 /// An authenticated caller.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Identity {
     pub user: String,
     pub groups: Vec<String>,
+    /// Stable id of the user where one exists (a service account's uid).
+    pub uid: String,
+    /// Extra attributes, e.g. `authentication.kubernetes.io/credential-id`.
+    pub extra: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl Identity {
+    /// `UserInfo` as TokenReview and SelfSubjectReview report it.
+    pub fn user_info(&self) -> serde_json::Value {
+        let mut info = serde_json::json!({"username": self.user, "groups": self.groups});
+        if !self.uid.is_empty() {
+            info["uid"] = serde_json::json!(self.uid);
+        }
+        if !self.extra.is_empty() {
+            info["extra"] = serde_json::json!(self.extra);
+        }
+        info
+    }
 }
 
 /// The identity proven by the TLS client certificate of the connection, if any.
@@ -49,6 +67,7 @@ pub async fn authenticate_token(
         let identity = Identity {
             user: "system:k3rs:server-token".into(),
             groups: vec!["system:masters".into(), "system:authenticated".into()],
+            ..Default::default()
         };
         return Some((identity, state.tokens.audiences.clone()));
     }
@@ -166,7 +185,11 @@ fn impersonate(
     if !groups.iter().any(|g| g == "system:authenticated") {
         groups.push("system:authenticated".into());
     }
-    Ok(Identity { user, groups })
+    Ok(Identity {
+        user,
+        groups,
+        ..Default::default()
+    })
 }
 
 #[cfg(test)]

@@ -247,3 +247,14 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, "Conflict", message)
     }
 }
+
+impl ApiError {
+    /// Strategic merge patch sent for a kind that has no patch strategies (custom resources).
+    pub fn unsupported_patch_type() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+        )
+    }
+}

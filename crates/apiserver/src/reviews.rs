@@ -142,14 +142,14 @@ pub async fn create(
             match crate::auth::authenticate_token(state, token, &audiences).await {
                 Some((id, token_audiences)) => json!({
                     "authenticated": true,
-                    "user": {"username": id.user, "groups": id.groups},
+                    "user": id.user_info(),
                     "audiences": token_audiences,
                 }),
                 None => json!({"authenticated": false, "error": "invalid bearer token"}),
             }
         }
         "selfsubjectreviews" => {
-            json!({"userInfo": {"username": caller.user, "groups": caller.groups}})
+            json!({"userInfo": caller.user_info()})
         }
         "subjectaccessreviews" | "localsubjectaccessreviews" => {
             let user = str_of(&spec, "/user");

@@ -87,7 +87,11 @@ fn peer_identity(tls: &tokio_rustls::server::TlsStream<tokio::net::TcpStream>) -
         return PeerIdentity(None);
     };
     match k3rs_certs::client_identity(cert.as_ref()) {
-        Ok((user, groups)) => PeerIdentity(Some(Identity { user, groups })),
+        Ok((user, groups)) => PeerIdentity(Some(Identity {
+            user,
+            groups,
+            ..Default::default()
+        })),
         Err(err) => {
             debug!(error = %err, "client certificate without a usable identity");
             PeerIdentity(None)

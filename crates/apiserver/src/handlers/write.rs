@@ -18,7 +18,7 @@ const MAX_RETRIES: usize = 8;
 
 /// Namespaced objects may only be created in a namespace that exists and is not being
 /// deleted.
-async fn check_namespace_open(ctx: &Ctx) -> Result<()> {
+async fn check_namespace_open(ctx: &Ctx, name: &str) -> Result<()> {
     let Some(ns) = ctx.ns().filter(|_| ctx.def.namespaced()) else {
         return Ok(());
     };
@@ -31,7 +31,7 @@ async fn check_namespace_open(ctx: &Ctx) -> Result<()> {
         Some(n) if object::is_deleting(&n) => Err(ApiError::forbidden(format!(
             "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
             ctx.def.plural,
-            ctx.name.as_deref().unwrap_or("")
+            name
         ))),
         Some(_) => Ok(()),
     }
@@ -41,7 +41,7 @@ pub async fn create(ctx: &Ctx, body: Bytes) -> Result<Response> {
     let mut obj = content::decode_object(&ctx.headers, &body)?;
     let warnings = admission::prepare_create(&ctx.def, ctx.ns(), &mut obj, &ctx.params)?;
     let warnings = admit_custom(ctx, &ctx.def, &mut obj, None, warnings).await?;
-    check_namespace_open(ctx).await?;
+    check_namespace_open(ctx, object::name(&obj).unwrap_or_default()).await?;
     let reservation =
         allocator::on_create(&ctx.state, &ctx.def, &mut obj, ctx.params.dry_run).await?;
     if ctx.params.dry_run {
@@ -96,9 +96,7 @@ pub async fn patch(ctx: &Ctx, body: Bytes) -> Result<Response> {
     }
     // Custom resources have no patch strategies to merge by, so upstream refuses.
     if kind == PatchType::Strategic && ctx.state.custom.get(&ctx.def).is_some() {
-        return Err(ApiError::unsupported_media_type(
-            "application/strategic-merge-patch+json (not supported for custom resources; use merge or JSON patch)",
-        ));
+        return Err(ApiError::unsupported_patch_type());
     }
     write_existing(ctx, |old| patch::apply(kind, old, &body)).await
 }
@@ -129,7 +127,7 @@ async fn server_side_apply(ctx: &Ctx, body: &Bytes) -> Result<Response> {
         crate::object::set_str(&mut obj, "name", name);
         let warnings = admission::prepare_create(def, ns, &mut obj, &ctx.params)?;
         let warnings = admit_custom(ctx, def, &mut obj, None, warnings).await?;
-        check_namespace_open(ctx).await?;
+        check_namespace_open(ctx, name).await?;
         let reservation =
             allocator::on_create(&ctx.state, def, &mut obj, ctx.params.dry_run).await?;
         if ctx.params.dry_run {
@@ -176,6 +174,19 @@ async fn admit_custom(
     mut warnings: Vec<String>,
 ) -> Result<Vec<String>> {
     crate::crd::prepare_definition(&ctx.state, def, obj, old).await?;
+    if ctx.state.custom.get(def).is_some() && !def.has_status {
+        // Custom objects always track generation (upstream's customResourceStrategy); for
+        // kinds with a status subresource admission already did.
+        let previous = old
+            .and_then(|o| o.pointer("/metadata/generation"))
+            .and_then(Value::as_i64);
+        let generation = match (old, previous) {
+            (None, _) => 1,
+            (Some(o), g) if object::spec_part(o) != object::spec_part(obj) => g.unwrap_or(0) + 1,
+            (Some(_), g) => g.unwrap_or(1),
+        };
+        object::meta_mut(obj).insert("generation".into(), serde_json::json!(generation));
+    }
     warnings.extend(crate::crd::prepare_object(
         &ctx.state,
         def,
@@ -209,11 +220,6 @@ async fn write_existing(ctx: &Ctx, change: impl Fn(&Value) -> Result<Value>) -> 
             admission::prepare_update(def, ns, name, &old, &mut new, ctx.target, &ctx.params)?;
         let warnings = admit_custom(ctx, def, &mut new, Some(&old), warnings).await?;
         object::set_str(&mut new, "resourceVersion", &old_rv);
-        if without_managed_fields(&new) == without_managed_fields(&old) {
-            // Upstream skips no-op writes: the resourceVersion does not move.
-            return Ok(json_response(StatusCode::OK, &old, &warnings));
-        }
-        let expected: i64 = old_rv.parse().unwrap_or_default();
         // Server-side apply has already recorded ownership; every other write does it here.
         if PatchType::from_media_type(&content::content_type(&ctx.headers)).ok()
             != Some(PatchType::Apply)
@@ -228,6 +234,11 @@ async fn write_existing(ctx: &Ctx, change: impl Fn(&Value) -> Result<Value>) -> 
                 ctx.target,
             );
         }
+        if is_no_op(&old, &new) {
+            // Upstream skips no-op writes: the resourceVersion does not move.
+            return Ok(json_response(StatusCode::OK, &old, &warnings));
+        }
+        let expected: i64 = old_rv.parse().unwrap_or_default();
         // Removing the last finalizer of a deleting object completes its deletion.
         if object::is_deleting(&new) && object::finalizers(&new).is_empty() {
             if ctx.params.dry_run {
@@ -271,11 +282,20 @@ async fn write_existing(ctx: &Ctx, change: impl Fn(&Value) -> Result<Value>) -> 
     Err(ApiError::stale(&def.group, &def.plural, name))
 }
 
-/// An object without `metadata.managedFields`, to tell a no-op write from a real one.
-fn without_managed_fields(obj: &Value) -> Value {
-    let mut obj = obj.clone();
-    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.remove("managedFields");
+/// A write that changes nothing: the same object and the same field ownership. Only the
+/// time stamps of managedFields entries may differ, and those alone do not make a write.
+fn is_no_op(old: &Value, new: &Value) -> bool {
+    fn without_times(obj: &Value) -> Value {
+        let mut obj = obj.clone();
+        if let Some(entries) = obj
+            .pointer_mut("/metadata/managedFields")
+            .and_then(Value::as_array_mut)
+        {
+            for entry in entries.iter_mut().filter_map(Value::as_object_mut) {
+                entry.remove("time");
+            }
+        }
+        obj
     }
-    obj
+    old == new || without_times(old) == without_times(new)
 }

@@ -72,6 +72,13 @@ pub async fn authenticate(
     let identity = Identity {
         user: token::username(&k.namespace, &k.serviceaccount.name),
         groups: token::groups(&k.namespace),
+        uid: k.serviceaccount.uid.clone(),
+        extra: [(
+            "authentication.kubernetes.io/credential-id".to_string(),
+            vec![format!("JTI={}", claims.jti)],
+        )]
+        .into_iter()
+        .collect(),
     };
     Some((identity, claims))
 }
