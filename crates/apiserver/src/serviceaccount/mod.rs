@@ -21,6 +21,16 @@ const MIN_EXPIRATION: i64 = 600;
 /// unlimited; a day keeps leaked tokens short-lived while covering kubelet rotation).
 const MAX_EXPIRATION: i64 = 48 * 3600;
 
+/// Upstream keeps tokens of a terminating pod valid for a minute past its deletion
+/// timestamp (the JWT leeway), so a pod can still talk to the API while shutting down.
+fn deleted_long_ago(pod: &Value) -> bool {
+    object::meta_str(pod, "deletionTimestamp")
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .is_some_and(|t| {
+            chrono::Utc::now() - t.with_timezone(&chrono::Utc) > chrono::Duration::seconds(60)
+        })
+}
+
 async fn uid_of(
     state: &AppState,
     plural: &str,
@@ -32,7 +42,7 @@ async fn uid_of(
         .store
         .get(&def, ns, name)
         .await?
-        .filter(|o| !object::is_deleting(o) || plural != "pods")
+        .filter(|o| plural != "pods" || !deleted_long_ago(o))
         .and_then(|o| object::meta_str(&o, "uid").map(str::to_string)))
 }
 
