@@ -176,7 +176,8 @@ pub async fn gets(
     .await
 }
 
-/// List every ConfigMap in `namespace`; a list with the wrong size counts as an error.
+/// List the benchmark's ConfigMaps in `namespace` (by label, since the server also
+/// publishes `kube-root-ca.crt` there); a list with the wrong size counts as an error.
 pub async fn lists(
     clients: &[Client],
     namespace: &str,
@@ -188,7 +189,9 @@ pub async fn lists(
     run_phase(clients, total, budget, move |client, _| {
         let api: Api<ConfigMap> = Api::namespaced(client, &namespace);
         async move {
-            let list = api.list(&ListParams::default()).await?;
+            let list = api
+                .list(&ListParams::default().labels("app=k3rs-bench"))
+                .await?;
             if list.items.len() == expected {
                 Ok(())
             } else {
