@@ -33,7 +33,8 @@ pub struct ResourceDef {
     pub storage_group: String,
 }
 
-const ALL_VERBS: &[&str] = &[
+/// The verbs of a resource served with every operation (built-ins and custom resources).
+pub const ALL_VERBS: &[&str] = &[
     "create",
     "delete",
     "deletecollection",

@@ -4,19 +4,8 @@
 
 use crate::columns::PrinterColumn;
 use crate::schema::Schema;
-use k3rs_core::resource::{ResourceDef, Scope};
+use k3rs_core::resource::{ResourceDef, Scope, ALL_VERBS};
 use serde_json::{json, Value};
-
-const ALL_VERBS: [&str; 8] = [
-    "create",
-    "delete",
-    "deletecollection",
-    "get",
-    "list",
-    "patch",
-    "update",
-    "watch",
-];
 
 /// `spec.names` with `singular` and `listKind` defaulted.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
