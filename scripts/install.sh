@@ -77,7 +77,7 @@ fi
 kubeconfig=/etc/rancher/k3rs/k3rs.yaml
 for _ in $(seq 1 100); do
     if [ -f "$kubeconfig" ] && KUBECONFIG=$kubeconfig kubectl get --raw /readyz >/dev/null 2>&1; then
-        info "ready: export KUBECONFIG=$kubeconfig; kubectl get nodes,ns"
+        info "ready: export KUBECONFIG=$kubeconfig; kubectl get namespaces"
         exit 0
     fi
     sleep 0.2
