@@ -91,11 +91,18 @@ fn merge_key(field: &str, items: &[Value]) -> Option<&'static str> {
         "ownerReferences" => Some("uid"),
         "topologySpreadConstraints" => Some("topologyKey"),
         "ports" => {
-            // Container ports merge by containerPort, Service ports by port.
+            // Container ports merge by containerPort and Service ports (which always carry
+            // a targetPort once stored) by port; other `ports` lists, such as a
+            // NetworkPolicy's, have no strategy and are replaced.
             if items.iter().any(|i| i.get("containerPort").is_some()) {
                 Some("containerPort")
-            } else {
+            } else if items
+                .iter()
+                .any(|i| i.get("targetPort").is_some() || i.get("nodePort").is_some())
+            {
                 Some("port")
+            } else {
+                None
             }
         }
         _ => None,
@@ -216,7 +223,9 @@ fn merge_list(field: &str, current: Option<Value>, patch: &[Value]) -> Value {
         }
         return Value::Array(current);
     }
-    let Some(key) = merge_key(field, &patch_items) else {
+    // The merge key may show in either list (patches carry only what changed).
+    let known: Vec<Value> = current.iter().chain(&patch_items).cloned().collect();
+    let Some(key) = merge_key(field, &known) else {
         return Value::Array(patch_items);
     };
     for item in patch_items {
@@ -263,6 +272,23 @@ mod tests {
         assert_eq!(containers.len(), 1);
         assert_eq!(containers[0]["image"], "nginx:2");
         assert_eq!(containers[0]["ports"][0]["containerPort"], 80);
+    }
+
+    #[test]
+    fn service_ports_merge_and_network_policy_ports_replace() {
+        let mut svc = json!({"spec": {"ports": [{"port": 80, "targetPort": 8080}, {"port": 443, "targetPort": 8443}]}});
+        strategic_merge(
+            &mut svc,
+            &json!({"spec": {"ports": [{"port": 80, "targetPort": 9090}]}}),
+        );
+        assert_eq!(svc["spec"]["ports"].as_array().unwrap().len(), 2);
+        assert_eq!(svc["spec"]["ports"][0]["targetPort"], 9090);
+        let mut policy = json!({"spec": {"ingress": [{"ports": [{"port": 80}, {"port": 443}]}]}});
+        strategic_merge(
+            &mut policy,
+            &json!({"spec": {"ingress": [{"ports": [{"port": 53}]}]}}),
+        );
+        assert_eq!(policy["spec"]["ingress"][0]["ports"], json!([{"port": 53}]));
     }
 
     #[test]
