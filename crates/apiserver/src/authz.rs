@@ -177,24 +177,17 @@ impl Authorizer {
         let cluster_role_def = state
             .find(k3rs_rbac::RBAC_GROUP, "v1", "clusterroles")
             .expect("built in");
-        for aggregated in k3rs_rbac::aggregate(&cluster_roles) {
-            let name = object::name(&aggregated).map(str::to_string);
-            if let Some(slot) = cluster_roles
-                .iter_mut()
-                .find(|r| object::name(r).map(str::to_string) == name)
-            {
-                let rv = object::meta_str(slot, "resourceVersion")
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
-                if let Err(e) = state
-                    .store
-                    .update(&cluster_role_def, None, &aggregated, rv)
-                    .await
-                {
-                    // Another writer got there first; the next reload retries.
-                    debug!(error = %e, role = ?name, "writing aggregated rules");
-                }
-                *slot = aggregated;
+        for before in apply_aggregation(&mut cluster_roles) {
+            let name = object::name(&before).unwrap_or_default();
+            let Some(after) = cluster_roles.iter().find(|r| object::name(r) == Some(name)) else {
+                continue;
+            };
+            let rv = object::meta_str(&before, "resourceVersion")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            if let Err(e) = state.store.update(&cluster_role_def, None, after, rv).await {
+                // Another writer got there first; the next reload retries.
+                debug!(error = %e, role = name, "writing aggregated rules");
             }
         }
         let policy = Policy::new(roles, cluster_roles, role_bindings, bindings);
@@ -219,16 +212,7 @@ pub fn spawn_refresh(state: AppState, revision: i64) {
 /// their aggregated rules.
 pub async fn ensure_default_policy(state: &AppState) -> Result<()> {
     let (mut cluster_roles, bindings) = k3rs_rbac::bootstrap_policy();
-    for aggregated in k3rs_rbac::aggregate(&cluster_roles) {
-        let name = object::name(&aggregated).map(str::to_string);
-        if let Some(slot) = cluster_roles
-            .iter_mut()
-            .find(|r| object::name(r).map(str::to_string) == name)
-        {
-            *slot = aggregated;
-        }
-    }
-    let params = crate::query::Params::parse(None)?;
+    apply_aggregation(&mut cluster_roles);
     let mut created = 0;
     for (plural, objects) in [
         ("clusterroles", cluster_roles),
@@ -237,16 +221,9 @@ pub async fn ensure_default_policy(state: &AppState) -> Result<()> {
         let def = state
             .find(k3rs_rbac::RBAC_GROUP, "v1", plural)
             .expect("built in");
-        for mut obj in objects {
-            let name = object::name(&obj).unwrap_or_default().to_string();
-            if state.store.get(&def, None, &name).await?.is_some() {
-                continue;
-            }
-            crate::admission::prepare_create(&def, None, &mut obj, &params)?;
-            match state.store.create(&def, None, &obj).await {
-                Ok(_) => created += 1,
-                Err(e) if e.code == http::StatusCode::CONFLICT => {}
-                Err(e) => return Err(e),
+        for obj in objects {
+            if crate::bootstrap::ensure_object(state, &def, None, obj).await? {
+                created += 1;
             }
         }
     }
@@ -254,6 +231,22 @@ pub async fn ensure_default_policy(state: &AppState) -> Result<()> {
         info!(created, "created default RBAC roles and bindings");
     }
     Ok(())
+}
+
+/// Give aggregated ClusterRoles their aggregated rules in place; returns the roles that
+/// changed, as they were before, so a caller can write the new rules back.
+fn apply_aggregation(cluster_roles: &mut [Value]) -> Vec<Value> {
+    let mut previous = Vec::new();
+    for aggregated in k3rs_rbac::aggregate(cluster_roles) {
+        let name = object::name(&aggregated).map(str::to_string);
+        if let Some(slot) = cluster_roles
+            .iter_mut()
+            .find(|r| object::name(r).map(str::to_string) == name)
+        {
+            previous.push(std::mem::replace(slot, aggregated));
+        }
+    }
+    previous
 }
 
 /// Middleware: 403 unless the caller may do what the request asks.

@@ -2,6 +2,7 @@
 //! `kubernetes` Service with endpoints pointing at this API server. Like upstream's
 //! bootstrap controller, this runs inside the API server against its own store.
 
+use k3rs_core::ResourceDef;
 use serde_json::{json, Value};
 
 use crate::admission::{self, allocator};
@@ -17,33 +18,45 @@ async fn ensure(
     group_version: (&str, &str),
     plural: &str,
     ns: Option<&str>,
-    mut obj: Value,
+    obj: Value,
 ) -> Result<()> {
     let def = state
         .find(group_version.0, group_version.1, plural)
         .expect("bootstrap kinds are built in");
+    ensure_object(state, &def, ns, obj).await.map(|_| ())
+}
+
+/// Create `obj` through admission (defaults, allocations) unless an object of that name
+/// exists; `true` when this call created it. Every server-made default object goes
+/// through here, so several servers sharing a datastore never fight over them.
+pub async fn ensure_object(
+    state: &AppState,
+    def: &ResourceDef,
+    ns: Option<&str>,
+    mut obj: Value,
+) -> Result<bool> {
     let name = crate::object::name(&obj).unwrap_or_default().to_string();
-    if state.store.get(&def, ns, &name).await?.is_some() {
-        return Ok(());
+    if state.store.get(def, ns, &name).await?.is_some() {
+        return Ok(false);
     }
-    admission::prepare_create(&def, ns, &mut obj, &Params::parse(None)?)?;
+    admission::prepare_create(def, ns, &mut obj, &Params::parse(None)?)?;
     // The `kubernetes` Service's IP is recorded like any other Service's.
-    let reservation = match allocator::on_create(state, &def, &mut obj, false).await {
+    let reservation = match allocator::on_create(state, def, &mut obj, false).await {
         Ok(reservation) => reservation,
         // Another server sharing the datastore allocated it for its copy first.
-        Err(_) if state.store.get(&def, ns, &name).await?.is_some() => return Ok(()),
+        Err(_) if state.store.get(def, ns, &name).await?.is_some() => return Ok(false),
         Err(e) => return Err(e),
     };
-    match state.store.create(&def, ns, &obj).await {
+    match state.store.create(def, ns, &obj).await {
         Ok(_) => {
             reservation.commit(state).await;
-            Ok(())
+            Ok(true)
         }
         Err(e) => {
             reservation.release(state).await;
             // Another server sharing the datastore created it first.
             if e.code == http::StatusCode::CONFLICT {
-                Ok(())
+                Ok(false)
             } else {
                 Err(e)
             }

@@ -90,31 +90,23 @@ async fn route(state: AppState, req: Request) -> Result<Response> {
             &[],
         ));
     }
-    if path.subresource.as_deref() == Some("scale")
+    let scale = path.subresource.as_deref() == Some("scale")
         && def.has_scale
-        && path.namespace.is_some() == def.namespaced()
-    {
-        let ctx = Ctx {
-            render: content::Render::Object,
-            state,
-            def: def.clone(),
-            namespace: path.namespace,
-            name: path.name,
-            target: Target::Main,
-            params: Params::parse(parts.uri.query())?,
-            headers: parts.headers,
-        };
-        let body = match parts.method {
-            Method::PUT | Method::PATCH => Some(body().await?),
-            _ => None,
-        };
-        return scale::handle(&ctx, &parts.method, body).await;
-    }
-    let target = check_scope(&def, &path)?;
+        && path.namespace.is_some() == def.namespaced();
+    let target = if scale {
+        Target::Main
+    } else {
+        check_scope(&def, &path)?
+    };
     let mut params = Params::parse(parts.uri.query())?;
     params.watch |= path.legacy_watch;
     let ctx = Ctx {
-        render: content::negotiate(&parts.headers)?,
+        // A Scale is never rendered as a Table.
+        render: if scale {
+            content::Render::Object
+        } else {
+            content::negotiate(&parts.headers)?
+        },
         state,
         def: def.clone(),
         namespace: path.namespace,
@@ -123,6 +115,13 @@ async fn route(state: AppState, req: Request) -> Result<Response> {
         params,
         headers: parts.headers,
     };
+    if scale {
+        let body = match parts.method {
+            Method::PUT | Method::PATCH => Some(body().await?),
+            _ => None,
+        };
+        return scale::handle(&ctx, &parts.method, body).await;
+    }
     let collection = ctx.name.is_none();
     match (parts.method, collection) {
         (Method::GET, true) if ctx.params.watch => {

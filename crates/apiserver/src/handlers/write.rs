@@ -86,7 +86,7 @@ async fn store_new(
 
 pub async fn update(ctx: &Ctx, body: Bytes) -> Result<Response> {
     let new = content::decode_object(&ctx.headers, &body)?;
-    write_existing(ctx, |_old| Ok(new.clone())).await
+    write_existing(ctx, Ownership::Record, |_old| Ok(new.clone())).await
 }
 
 pub async fn patch(ctx: &Ctx, body: Bytes) -> Result<Response> {
@@ -98,7 +98,7 @@ pub async fn patch(ctx: &Ctx, body: Bytes) -> Result<Response> {
     if kind == PatchType::Strategic && ctx.state.custom.get(&ctx.def).is_some() {
         return Err(ApiError::unsupported_patch_type());
     }
-    write_existing(ctx, |old| patch::apply(kind, old, &body)).await
+    write_existing(ctx, Ownership::Record, |old| patch::apply(kind, old, &body)).await
 }
 
 /// `application/apply-patch+yaml`: merge the applied configuration with field ownership,
@@ -141,7 +141,7 @@ async fn server_side_apply(ctx: &Ctx, body: &Bytes) -> Result<Response> {
             Err(e) => return Err(e),
         }
     }
-    write_existing(ctx, |old| {
+    write_existing(ctx, Ownership::SetByApply, |old| {
         let mut merged = super::apply::apply(
             def,
             custom.as_deref(),
@@ -196,10 +196,23 @@ async fn admit_custom(
     Ok(warnings)
 }
 
+/// Who keeps `metadata.managedFields` of a write.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ownership {
+    /// Server-side apply computed them along with the object.
+    SetByApply,
+    /// Every other write: record the change under the request's field manager.
+    Record,
+}
+
 /// Read-modify-write of an existing object. `change` computes the new object from the
 /// current one; a `resourceVersion` in its result is a precondition (409 when stale),
 /// otherwise a lost race is retried against the newer object.
-async fn write_existing(ctx: &Ctx, change: impl Fn(&Value) -> Result<Value>) -> Result<Response> {
+async fn write_existing(
+    ctx: &Ctx,
+    ownership: Ownership,
+    change: impl Fn(&Value) -> Result<Value>,
+) -> Result<Response> {
     let (def, ns, name) = (&*ctx.def, ctx.ns(), ctx.name());
     let custom = ctx.state.custom.get(def);
     for _ in 0..MAX_RETRIES {
@@ -220,10 +233,7 @@ async fn write_existing(ctx: &Ctx, change: impl Fn(&Value) -> Result<Value>) -> 
             admission::prepare_update(def, ns, name, &old, &mut new, ctx.target, &ctx.params)?;
         let warnings = admit_custom(ctx, def, &mut new, Some(&old), warnings).await?;
         object::set_str(&mut new, "resourceVersion", &old_rv);
-        // Server-side apply has already recorded ownership; every other write does it here.
-        if PatchType::from_media_type(&content::content_type(&ctx.headers)).ok()
-            != Some(PatchType::Apply)
-        {
+        if ownership == Ownership::Record {
             let manager = super::apply::manager(ctx.params.field_manager.as_deref(), &ctx.headers);
             new = super::apply::record(
                 def,

@@ -11,26 +11,16 @@ use tracing::{debug, warn};
 
 use crate::error::Result;
 use crate::object;
-use crate::query::Params;
 use crate::AppState;
 
 const NAMESPACES_PREFIX: &str = "/registry/core/namespaces/";
 
-async fn ensure(state: &AppState, plural: &str, ns: &str, mut obj: Value) -> Result<()> {
+async fn ensure(state: &AppState, plural: &str, ns: &str, obj: Value) -> Result<()> {
     let def = state.find("", "v1", plural).expect("built in");
-    let name = object::name(&obj).unwrap_or_default().to_string();
-    if state.store.get(&def, Some(ns), &name).await?.is_some() {
-        return Ok(());
+    if crate::bootstrap::ensure_object(state, &def, Some(ns), obj).await? {
+        debug!(namespace = ns, plural, "created");
     }
-    crate::admission::prepare_create(&def, Some(ns), &mut obj, &Params::parse(None)?)?;
-    match state.store.create(&def, Some(ns), &obj).await {
-        Ok(_) => {
-            debug!(namespace = ns, plural, name, "created");
-            Ok(())
-        }
-        Err(e) if e.code == http::StatusCode::CONFLICT => Ok(()),
-        Err(e) => Err(e),
-    }
+    Ok(())
 }
 
 async fn ensure_namespace(state: &AppState, namespace: &Value) -> Result<()> {
