@@ -85,4 +85,14 @@ pub struct ServerArgs {
     /// IP address of this node (default: the address of the default-route interface).
     #[arg(long, env = "K3RS_NODE_IP", value_name = "IP", value_delimiter = ',')]
     pub node_ip: Vec<String>,
+    /// Customized flag for the controller manager, as KEY=VALUE (repeatable), e.g.
+    /// `node-monitor-grace-period=20s`.
+    #[arg(long = "kube-controller-manager-arg", value_name = "KEY=VALUE")]
+    pub kube_controller_manager_arg: Vec<String>,
+    /// Do not run the controller manager.
+    #[arg(long, env = "K3RS_DISABLE_CONTROLLER_MANAGER", action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
+    pub disable_controller_manager: bool,
+    /// Do not run the scheduler.
+    #[arg(long, env = "K3RS_DISABLE_SCHEDULER", action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
+    pub disable_scheduler: bool,
 }

@@ -30,6 +30,9 @@ pub struct Settings {
     pub kubeconfig_mode: u32,
     pub token: Option<String>,
     pub cluster: ClusterConfig,
+    pub controllers: k3rs_controllers::Options,
+    pub disable_controller_manager: bool,
+    pub disable_scheduler: bool,
 }
 
 fn parse_ip(flag: &str, value: &str) -> Result<IpAddr> {
@@ -199,6 +202,9 @@ impl Settings {
             ),
             kubeconfig_mode,
             token,
+            controllers: controller_options(&args.kube_controller_manager_arg)?,
+            disable_controller_manager: args.disable_controller_manager,
+            disable_scheduler: args.disable_scheduler,
             cluster: ClusterConfig {
                 cluster_cidr,
                 service_cidr,
@@ -212,6 +218,36 @@ impl Settings {
     fn server_dir(&self) -> PathBuf {
         self.data_dir.join("server")
     }
+}
+
+/// The `--kube-controller-manager-arg KEY=VALUE` settings k3rs understands; any other key
+/// is refused rather than silently ignored.
+fn controller_options(args: &[String]) -> Result<k3rs_controllers::Options> {
+    let mut options = k3rs_controllers::Options::default();
+    for arg in args {
+        let (key, value) = arg.split_once('=').ok_or_else(|| {
+            anyhow!("invalid --kube-controller-manager-arg {arg:?}: expected KEY=VALUE")
+        })?;
+        let key = key.trim_start_matches("--");
+        let duration = || {
+            parse_duration(value).ok_or_else(|| {
+                anyhow!("invalid --kube-controller-manager-arg {arg:?}: expected a duration such as 40s")
+            })
+        };
+        match key {
+            "node-monitor-grace-period" => options.node_monitor_grace_period = duration()?,
+            "node-monitor-period" => options.node_monitor_period = duration()?,
+            "leader-elect" => {
+                options.leader_elect = value.parse().map_err(|_| {
+                    anyhow!("invalid --kube-controller-manager-arg {arg:?}: expected true or false")
+                })?
+            }
+            _ => bail!(
+                "invalid --kube-controller-manager-arg {arg:?}: k3rs supports node-monitor-grace-period, node-monitor-period and leader-elect"
+            ),
+        }
+    }
+    Ok(options)
 }
 
 fn pki_config(settings: &Settings) -> PkiConfig {
@@ -279,6 +315,59 @@ fn parse_duration(v: &str) -> Option<Duration> {
     Some(Duration::from_secs(seconds))
 }
 
+/// A client of this server's API authenticated by a fresh client certificate for `user`.
+async fn local_client(pki: &Pki, port: u16, user: &str, groups: &[&str]) -> Result<kube::Client> {
+    let (cert, key) = pki
+        .issue_client_cert(user, groups)
+        .with_context(|| format!("client certificate for {user}"))?;
+    let yaml = k3rs_certs::render_kubeconfig(
+        &format!("https://127.0.0.1:{port}"),
+        &pki.server_ca_pem,
+        &cert,
+        &key,
+    );
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&yaml).context("in-process kubeconfig")?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .context("in-process kubeconfig")?;
+    kube::Client::try_from(config).context("in-process API client")
+}
+
+/// Start the controller manager and the scheduler as clients of the API just started.
+/// The scheduler is `system:kube-scheduler` with upstream's role for it. The controllers
+/// run as `system:kube-controller-manager` in `system:masters`: upstream gives each
+/// controller its own service account instead, which k3rs does not do yet.
+async fn start_control_plane(
+    settings: &Settings,
+    pki: &Pki,
+    port: u16,
+    shutdown: Shutdown,
+) -> Result<()> {
+    let controller_client = local_client(
+        pki,
+        port,
+        "system:kube-controller-manager",
+        &["system:masters"],
+    )
+    .await?;
+    let scheduler_client = local_client(pki, port, "system:kube-scheduler", &[]).await?;
+    let config = k3rs_controllers::Config {
+        controller_client,
+        scheduler_client,
+        cluster: settings.cluster.clone(),
+        options: settings.controllers.clone(),
+        identity: settings.node_name.clone(),
+        run_controllers: !settings.disable_controller_manager,
+        run_scheduler: !settings.disable_scheduler,
+    };
+    tokio::spawn(async move {
+        if let Err(err) = k3rs_controllers::run(config, shutdown).await {
+            tracing::error!(error = %err, "control plane stopped");
+        }
+    });
+    Ok(())
+}
+
 /// Resolve when the process receives SIGTERM or SIGINT.
 async fn termination_signal() {
     use tokio::signal::unix::{signal, SignalKind};
@@ -336,6 +425,9 @@ pub async fn run(settings: Settings) -> Result<()> {
         elapsed_ms = started.elapsed().as_millis() as u64,
         "k3rs server is up"
     );
+    if !(settings.disable_controller_manager && settings.disable_scheduler) {
+        start_control_plane(&settings, &pki, port, shutdown.clone()).await?;
+    }
     let signal_shutdown = shutdown.clone();
     tokio::spawn(async move {
         termination_signal().await;

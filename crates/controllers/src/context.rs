@@ -1,0 +1,102 @@
+//! What every controller of one leadership term shares: the client, the cluster
+//! settings, the shared Pod and Node informers, and event recording.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k3rs_core::ClusterConfig;
+use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::watcher;
+use kube::{Api, Client};
+use tracing::debug;
+
+use crate::informer::Informer;
+use crate::Options;
+
+pub struct Context {
+    pub client: Client,
+    pub cluster: ClusterConfig,
+    pub options: Options,
+    /// Every Pod in the cluster.
+    pub pods: Informer<Pod>,
+    /// Every Node in the cluster.
+    pub nodes: Informer<Node>,
+    /// Identifies this process in events (`reportingInstance`).
+    instance: String,
+}
+
+impl Context {
+    /// Build the context and the future that drives its informers; the caller runs that
+    /// future alongside the controllers.
+    pub fn new(
+        client: Client,
+        cluster: ClusterConfig,
+        options: Options,
+        instance: String,
+    ) -> (Arc<Context>, impl std::future::Future<Output = ()> + Send) {
+        let (pods, pods_driver) =
+            Informer::new(Api::<Pod>::all(client.clone()), watcher::Config::default());
+        let (nodes, nodes_driver) =
+            Informer::new(Api::<Node>::all(client.clone()), watcher::Config::default());
+        let ctx = Arc::new(Context {
+            client,
+            cluster,
+            options,
+            pods,
+            nodes,
+            instance,
+        });
+        let drivers = async move {
+            futures::join!(pods_driver, nodes_driver);
+        };
+        (ctx, drivers)
+    }
+
+    /// Wait until the shared informers have listed everything once.
+    pub async fn wait_for_sync(&self) {
+        let _ = self.pods.store().wait_until_ready().await;
+        let _ = self.nodes.store().wait_until_ready().await;
+    }
+
+    /// An event recorder reporting as `controller` (e.g. `deployment-controller`,
+    /// `default-scheduler`), the `From` column of `kubectl describe`.
+    pub fn recorder(&self, controller: &str) -> Recorder {
+        Recorder::new(
+            self.client.clone(),
+            Reporter {
+                controller: controller.to_string(),
+                instance: Some(self.instance.clone()),
+            },
+        )
+    }
+}
+
+/// Publish an event about `regarding`; failures are logged, never fatal (events are
+/// best effort upstream too).
+pub async fn publish(
+    recorder: &Recorder,
+    regarding: &ObjectReference,
+    warning: bool,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
+    let event = Event {
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: reason.to_string(),
+        note: Some(note),
+        action: action.to_string(),
+        secondary: None,
+    };
+    if let Err(err) = recorder.publish(&event, regarding).await {
+        debug!(reason, error = %err, "event not recorded");
+    }
+}
+
+/// Default pause before a failed reconcile is retried.
+pub const RETRY_AFTER_ERROR: Duration = Duration::from_secs(5);
