@@ -4,6 +4,8 @@
 //! Every process is killed by its process id when the handle is dropped, so a failing
 //! test leaves nothing running.
 
+pub mod fake_nodes;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};

@@ -356,6 +356,7 @@ async fn start_control_plane(
         scheduler_client,
         cluster: settings.cluster.clone(),
         options: settings.controllers.clone(),
+        server_ca_pem: pki.server_ca_pem.clone(),
         identity: settings.node_name.clone(),
         run_controllers: !settings.disable_controller_manager,
         run_scheduler: !settings.disable_scheduler,

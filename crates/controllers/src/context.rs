@@ -18,6 +18,9 @@ pub struct Context {
     pub client: Client,
     pub cluster: ClusterConfig,
     pub options: Options,
+    /// The cluster CA bundle (PEM) clients use to trust the API server; published into
+    /// every namespace as `kube-root-ca.crt`.
+    pub server_ca_pem: String,
     /// Every Pod in the cluster.
     pub pods: Informer<Pod>,
     /// Every Node in the cluster.
@@ -33,6 +36,7 @@ impl Context {
         client: Client,
         cluster: ClusterConfig,
         options: Options,
+        server_ca_pem: String,
         instance: String,
     ) -> (Arc<Context>, impl std::future::Future<Output = ()> + Send) {
         let (pods, pods_driver) =
@@ -43,6 +47,7 @@ impl Context {
             client,
             cluster,
             options,
+            server_ca_pem,
             pods,
             nodes,
             instance,

@@ -74,6 +74,8 @@ pub struct Config {
     pub scheduler_client: Client,
     pub cluster: ClusterConfig,
     pub options: Options,
+    /// The cluster CA bundle (PEM).
+    pub server_ca_pem: String,
     /// This server's identity in leases and events (its node name).
     pub identity: String,
     /// `--disable-controller-manager` / `--disable-scheduler` turn these off.
@@ -168,6 +170,7 @@ async fn term(
         client,
         cfg.cluster.clone(),
         cfg.options.clone(),
+        cfg.server_ca_pem.clone(),
         instance.to_string(),
     );
     let mut tasks = JoinSet::new();
