@@ -125,6 +125,17 @@ pub fn resource_list(resources: &[Arc<ResourceDef>], group: &str, version: &str)
                 "verbs": ["create"],
             }));
         }
+        if def.group.is_empty() && def.plural == "pods" {
+            for (name, group, kind) in [
+                ("pods/binding", "", "Binding"),
+                ("pods/eviction", "policy", "Eviction"),
+            ] {
+                entries.push(json!({
+                    "name": name, "singularName": "", "namespaced": true,
+                    "group": group, "version": "v1", "kind": kind, "verbs": ["create"],
+                }));
+            }
+        }
         if def.has_scale {
             entries.push(crate::handlers::scale::discovery_entry(def));
         }

@@ -258,3 +258,16 @@ impl ApiError {
         )
     }
 }
+
+impl ApiError {
+    /// 429 with one cause, e.g. an eviction refused by a PodDisruptionBudget.
+    pub fn too_many_requests(
+        message: impl Into<String>,
+        cause_type: &str,
+        cause_message: impl Into<String>,
+    ) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", message).with_details(
+            json!({"causes": [{"reason": cause_type, "message": cause_message.into()}]}),
+        )
+    }
+}

@@ -55,6 +55,7 @@ pub fn check(def: &ResourceDef, obj: &Value) -> Result<SchemaCheck, String> {
             roundtrip::<api::networking::v1::NetworkPolicy>(obj)
         }
         ("coordination.k8s.io", "Lease") => roundtrip::<api::coordination::v1::Lease>(obj),
+        ("policy", "PodDisruptionBudget") => roundtrip::<api::policy::v1::PodDisruptionBudget>(obj),
         ("rbac.authorization.k8s.io", "Role") => roundtrip::<api::rbac::v1::Role>(obj),
         ("rbac.authorization.k8s.io", "ClusterRole") => {
             roundtrip::<api::rbac::v1::ClusterRole>(obj)

@@ -252,6 +252,15 @@ pub fn builtins() -> &'static [ResourceDef] {
             .short(&["netpol"]),
             Def::new("coordination.k8s.io", "v1", "Lease", "leases", Namespaced),
             Def::new(
+                "policy",
+                "v1",
+                "PodDisruptionBudget",
+                "poddisruptionbudgets",
+                Namespaced,
+            )
+            .short(&["pdb"])
+            .status(),
+            Def::new(
                 "rbac.authorization.k8s.io",
                 "v1",
                 "Role",

@@ -2,6 +2,7 @@
 //! to `read`, `write` and `delete`.
 
 pub mod apply;
+mod binding;
 mod delete;
 mod read;
 pub mod scale;
@@ -90,6 +91,29 @@ async fn route(state: AppState, req: Request) -> Result<Response> {
             &[],
         ));
     }
+    if let Some(action) = pod_action(&def, &path) {
+        if parts.method != Method::POST {
+            return Err(ApiError::method_not_allowed(format!(
+                "the server does not allow this method on the requested resource ({})",
+                parts.method
+            )));
+        }
+        let ctx = Ctx {
+            render: content::Render::Object,
+            state,
+            def: def.clone(),
+            namespace: path.namespace,
+            name: path.name,
+            target: Target::Main,
+            params: Params::parse(parts.uri.query())?,
+            headers: parts.headers,
+        };
+        let body = body().await?;
+        return match action {
+            PodAction::Bind => binding::bind(&ctx, body).await,
+            PodAction::Evict => binding::evict(&ctx, body).await,
+        };
+    }
     let scale = path.subresource.as_deref() == Some("scale")
         && def.has_scale
         && path.namespace.is_some() == def.namespaced();
@@ -156,6 +180,26 @@ async fn route(state: AppState, req: Request) -> Result<Response> {
         (method, _) => Err(ApiError::method_not_allowed(format!(
             "the server does not allow this method on the requested resource ({method})"
         ))),
+    }
+}
+
+enum PodAction {
+    Bind,
+    Evict,
+}
+
+/// `pods/binding` and `pods/eviction` of a named pod in a namespace.
+fn pod_action(def: &ResourceDef, path: &ResourcePath) -> Option<PodAction> {
+    if !(def.group.is_empty() && def.plural == "pods")
+        || path.namespace.is_none()
+        || path.name.is_none()
+    {
+        return None;
+    }
+    match path.subresource.as_deref() {
+        Some("binding") => Some(PodAction::Bind),
+        Some("eviction") => Some(PodAction::Evict),
+        _ => None,
     }
 }
 
