@@ -232,3 +232,72 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Finish deleting every terminating pod (any namespace) every `every`, as kubelets do
+/// once a pod's containers have stopped, until the returned task is aborted.
+pub fn reap_terminating_pods(client: Client, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let pods: Api<Pod> = Api::all(client.clone());
+        loop {
+            if let Ok(list) = pods.list(&Default::default()).await {
+                for pod in list
+                    .items
+                    .iter()
+                    .filter(|p| p.metadata.deletion_timestamp.is_some())
+                {
+                    let ns = pod.metadata.namespace.clone().unwrap_or_default();
+                    let name = pod.metadata.name.clone().unwrap_or_default();
+                    let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+                    let _ = api
+                        .delete(&name, &kube::api::DeleteParams::default().grace_period(0))
+                        .await;
+                }
+            }
+            tokio::time::sleep(every).await;
+        }
+    })
+}
+
+/// Mark every pod in `ns` matching `selector` Running and Ready soon after it appears
+/// (checked every `every`), as kubelets report started pods, until the task is aborted.
+/// Pods being deleted are left alone.
+pub fn keep_pods_ready(
+    client: Client,
+    ns: &str,
+    selector: &str,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
+    let (ns, selector) = (ns.to_string(), selector.to_string());
+    tokio::spawn(async move {
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+        let mut next_ip = 10u32;
+        loop {
+            let params = kube::api::ListParams::default().labels(&selector);
+            if let Ok(list) = pods.list(&params).await {
+                for pod in &list.items {
+                    let ready = pod
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.conditions.as_ref())
+                        .is_some_and(|c| {
+                            c.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+                        });
+                    if ready || pod.metadata.deletion_timestamp.is_some() {
+                        continue;
+                    }
+                    next_ip += 1;
+                    let ip = format!("10.42.{}.{}", next_ip / 250, next_ip % 250 + 2);
+                    let name = pod.metadata.name.clone().unwrap_or_default();
+                    // `set_pod_running` panics if the pod went away meanwhile; running it
+                    // as its own task turns that into an error this loop ignores.
+                    let (client, ns) = (client.clone(), ns.clone());
+                    let _ = tokio::spawn(async move {
+                        set_pod_running(&client, &ns, &name, true, &ip).await;
+                    })
+                    .await;
+                }
+            }
+            tokio::time::sleep(every).await;
+        }
+    })
+}

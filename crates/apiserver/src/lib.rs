@@ -158,9 +158,6 @@ impl Server {
 
     pub async fn run(self) -> Result<()> {
         info!(addr = %self.local_addr(), "API server listening");
-        namespace_finalizer::resume(&self.state)
-            .await
-            .map_err(Error::Bootstrap)?;
         let revision = self
             .state
             .authorizer
@@ -168,7 +165,6 @@ impl Server {
             .await
             .map_err(Error::Bootstrap)?;
         authz::spawn_refresh(self.state.clone(), revision);
-        serviceaccount::defaults::spawn(self.state.clone());
         let revision = crd::sync(&self.state).await.map_err(Error::Bootstrap)?;
         crd::spawn_watch(self.state.clone(), revision);
         let tls = self.state.config.tls.clone();

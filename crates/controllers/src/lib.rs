@@ -10,6 +10,7 @@
 //! informers) and ends by dropping every task of the term.
 
 pub mod context;
+pub mod controller_revision;
 pub mod error;
 pub mod informer;
 pub mod leader;
@@ -25,6 +26,7 @@ pub mod job;
 pub mod namespace;
 pub mod node_ipam;
 pub mod node_lifecycle;
+pub mod pod_gc;
 pub mod replicaset;
 pub mod scheduler;
 pub mod serviceaccount;
@@ -99,6 +101,7 @@ const CONTROLLERS: &[(&str, Loop)] = &[
     ("node-lifecycle", |c| Box::pin(node_lifecycle::run(c))),
     ("garbage-collector", |c| Box::pin(garbage_collector::run(c))),
     ("namespace", |c| Box::pin(namespace::run(c))),
+    ("pod-garbage-collector", |c| Box::pin(pod_gc::run(c))),
     ("serviceaccount", |c| Box::pin(serviceaccount::run(c))),
 ];
 

@@ -3,7 +3,6 @@
 //! while the service account (and the pod or secret it is bound to) still exists with the
 //! same uid.
 
-pub mod defaults;
 pub mod token;
 
 use serde_json::{json, Value};
