@@ -141,8 +141,10 @@ async fn server_side_apply(ctx: &Ctx, body: &Bytes) -> Result<Response> {
             Err(e) => return Err(e),
         }
     }
+    // A resourceVersion in the applied configuration is a precondition; write_existing
+    // hands `apply` the current object without one, so none is implied otherwise.
     write_existing(ctx, Ownership::SetByApply, |old| {
-        let mut merged = super::apply::apply(
+        super::apply::apply(
             def,
             custom.as_deref(),
             Some(old),
@@ -150,16 +152,7 @@ async fn server_side_apply(ctx: &Ctx, body: &Bytes) -> Result<Response> {
             manager,
             ctx.params.force,
             ctx.target,
-        )?;
-        // Apply owns its managedFields; keep the old resourceVersion so a configuration
-        // without one is not a precondition.
-        let rv = crate::object::meta_str(old, "resourceVersion")
-            .unwrap_or_default()
-            .to_string();
-        if crate::object::meta_str(&config, "resourceVersion").is_none() {
-            crate::object::set_str(&mut merged, "resourceVersion", &rv);
-        }
-        Ok(merged)
+        )
     })
     .await
 }
@@ -220,7 +213,13 @@ async fn write_existing(
         let old_rv = object::meta_str(&old, "resourceVersion")
             .unwrap_or_default()
             .to_string();
-        let mut new = change(&old)?;
+        // The change is computed from the current object without its resourceVersion, so
+        // that a resourceVersion in the result can only have come from the request: that
+        // is the client's precondition. A PATCH that does not name one must be retried on
+        // a lost race, not answered with 409.
+        let mut current = old.clone();
+        object::meta_mut(&mut current).remove("resourceVersion");
+        let mut new = change(&current)?;
         let precondition = object::meta_str(&new, "resourceVersion")
             .filter(|rv| !rv.is_empty())
             .map(str::to_string);
