@@ -15,7 +15,7 @@ use k3rs_e2e::fake_nodes::{
 use k3rs_e2e::{ok, K3rs};
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, StatefulSet};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams};
 use kube::Client;
 use serde_json::json;
 
@@ -282,7 +282,12 @@ async fn daemonset_places_replaces_and_rolls_out() {
 
     // kubectl reads the history from the ControllerRevisions and rolls back through them.
     let history = ok(k.kubectl(&["rollout", "history", "daemonset/agent"]));
-    assert!(history.contains('1') && history.contains('2'), "{history}");
+    let listed: Vec<&str> = history
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(listed, ["1", "2"], "{history}");
     ok(k.kubectl(&["rollout", "undo", "daemonset/agent"]));
     ok(k.kubectl(&["rollout", "status", "daemonset/agent", "--timeout=60s"]));
     eventually(WAIT, "pods back on agent:1", || async {
@@ -470,7 +475,12 @@ async fn statefulset_orders_scales_and_rolls_out() {
     let revs = revisions(&client, "app=web").await;
     assert_eq!(revs, vec![(1, old_revision), (2, update_revision)]);
     let history = ok(k.kubectl(&["rollout", "history", "statefulset/web"]));
-    assert!(history.contains('2'), "{history}");
+    let listed: Vec<&str> = history
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(listed, ["1", "2"], "{history}");
 
     // Scaling down removes the highest ordinal first; the claims stay (Retain).
     let watching = Arc::new(AtomicBool::new(true));

@@ -377,7 +377,7 @@ async fn deleting_a_namespace_empties_it_first() {
 /// Needs the API server to serve `namespaces/{name}/finalize` and to keep a Terminating
 /// namespace through status writes (until then the controller does not write conditions).
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs namespaces/finalize in the API server"]
+
 async fn terminating_namespace_reports_what_remains() {
     let k = K3rs::start();
     let client = k.client().await;

@@ -456,14 +456,15 @@ async fn finish_job(client: &Client, name: &str, type_: &str, started: &str) {
     if type_ == "Complete" {
         status["completionTime"] = json!(started);
     }
-    Api::<Job>::default_namespaced(client.clone())
-        .patch_status(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"status": status})),
-        )
-        .await
-        .unwrap();
+    let jobs: Api<Job> = Api::default_namespaced(client.clone());
+    let body = json!({"status": status});
+    // The job controller writes the same status; a racing write is refused, so retry.
+    eventually(WAIT, &format!("status of {name} written"), || async {
+        jobs.patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
+            .await
+            .ok()
+    })
+    .await;
 }
 
 async fn job_names(client: &Client, label: &str) -> Vec<String> {

@@ -51,12 +51,21 @@ async fn delete_node(client: &Client, name: &str) {
     .await;
 }
 
+/// A bare Node: IPAM needs nothing more, and no kubelet status keeps the test short.
+async fn create_node(client: &Client, name: &str) {
+    let node: Node = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+    Api::<Node>::all(client.clone())
+        .create(&PostParams::default(), &node)
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn node_cidrs_are_unique_reused_and_survive_restarts() {
     let mut k = K3rs::start();
     let client = k.client().await;
     for name in ["n1", "n2", "n3"] {
-        add_ready_node(&client, &NodeSpec::new(name)).await;
+        create_node(&client, name).await;
     }
     assert_eq!(wait_cidr(&client, "n1").await, "10.42.0.0/24");
     assert_eq!(wait_cidr(&client, "n2").await, "10.42.1.0/24");
@@ -64,7 +73,7 @@ async fn node_cidrs_are_unique_reused_and_survive_restarts() {
 
     // A deleted node's range is free again: the lowest free one goes first.
     delete_node(&client, "n2").await;
-    add_ready_node(&client, &NodeSpec::new("n4")).await;
+    create_node(&client, "n4").await;
     assert_eq!(wait_cidr(&client, "n4").await, "10.42.1.0/24");
 
     // A node registered with its own CIDR keeps it, and nobody else gets it.
@@ -77,14 +86,14 @@ async fn node_cidrs_are_unique_reused_and_survive_restarts() {
         .create(&PostParams::default(), &preset)
         .await
         .unwrap();
-    add_ready_node(&client, &NodeSpec::new("n5")).await;
+    create_node(&client, "n5").await;
     assert_eq!(wait_cidr(&client, "n5").await, "10.42.4.0/24");
     assert_eq!(wait_cidr(&client, "preset").await, "10.42.3.0/24");
 
     // After a restart the allocations are read back from the nodes, never handed out twice.
     k.restart();
     let client = k.client().await;
-    add_ready_node(&client, &NodeSpec::new("n6")).await;
+    create_node(&client, "n6").await;
     assert_eq!(wait_cidr(&client, "n6").await, "10.42.5.0/24");
     let mut seen = HashSet::new();
     for (name, want) in [
@@ -101,7 +110,7 @@ async fn node_cidrs_are_unique_reused_and_survive_restarts() {
     }
     // And a freed range is reused after the restart too.
     delete_node(&client, "n1").await;
-    add_ready_node(&client, &NodeSpec::new("n7")).await;
+    create_node(&client, "n7").await;
     assert_eq!(wait_cidr(&client, "n7").await, "10.42.0.0/24");
 }
 

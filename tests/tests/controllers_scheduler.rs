@@ -54,19 +54,23 @@ async fn wait_bound(client: &Client, name: &str) -> String {
 
 /// The pod's `PodScheduled=False` message once the scheduler has written it.
 async fn wait_unschedulable(client: &Client, name: &str) -> String {
-    eventually(WAIT, &format!("pod {name} marked unschedulable"), || async {
-        let pod = Api::<Pod>::namespaced(client.clone(), "default")
-            .get(name)
-            .await
-            .ok()?;
-        let condition = pod
-            .status?
-            .conditions?
-            .into_iter()
-            .find(|c| c.type_ == "PodScheduled")?;
-        (condition.status == "False" && condition.reason.as_deref() == Some("Unschedulable"))
-            .then_some(condition.message.unwrap_or_default())
-    })
+    eventually(
+        WAIT,
+        &format!("pod {name} marked unschedulable"),
+        || async {
+            let pod = Api::<Pod>::namespaced(client.clone(), "default")
+                .get(name)
+                .await
+                .ok()?;
+            let condition = pod
+                .status?
+                .conditions?
+                .into_iter()
+                .find(|c| c.type_ == "PodScheduled")?;
+            (condition.status == "False" && condition.reason.as_deref() == Some("Unschedulable"))
+                .then_some(condition.message.unwrap_or_default())
+        },
+    )
     .await
 }
 
@@ -84,7 +88,10 @@ async fn add_nodes(client: &Client, specs: &[NodeSpec]) -> tokio::task::JoinHand
 /// 409 instead of retrying it, and the harness unwraps that.
 async fn add_node(client: &Client, spec: &NodeSpec) {
     let (c, s) = (client.clone(), spec.clone());
-    if tokio::spawn(async move { add_ready_node(&c, &s).await }).await.is_ok() {
+    if tokio::spawn(async move { add_ready_node(&c, &s).await })
+        .await
+        .is_ok()
+    {
         return;
     }
     for _ in 0..20 {
@@ -111,7 +118,9 @@ async fn placement_honours_selectors_affinity_taints_resources_and_ports() {
         &client,
         &[
             NodeSpec::new("n1").labels(json!({"disk": "ssd", "zone": "a"})),
-            NodeSpec::new("n2").labels(json!({"zone": "a"})).taints(gpu_taint()),
+            NodeSpec::new("n2")
+                .labels(json!({"zone": "a"}))
+                .taints(gpu_taint()),
             NodeSpec::new("n3")
                 .labels(json!({"zone": "b"}))
                 .resources("1", "2Gi", 3),
@@ -119,7 +128,13 @@ async fn placement_honours_selectors_affinity_taints_resources_and_ports() {
     )
     .await;
 
-    create_pod(&client, "ssd", json!({}), json!({"nodeSelector": {"disk": "ssd"}})).await;
+    create_pod(
+        &client,
+        "ssd",
+        json!({}),
+        json!({"nodeSelector": {"disk": "ssd"}}),
+    )
+    .await;
     create_pod(
         &client,
         "pinned",
@@ -167,19 +182,21 @@ async fn placement_honours_selectors_affinity_taints_resources_and_ports() {
          preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod."
     );
     // Freeing a port lets it in.
+    let freed = node_of(&client, "port-1").await.unwrap();
     Api::<Pod>::namespaced(client.clone(), "default")
         .delete("port-1", &DeleteParams::default().grace_period(0))
         .await
         .unwrap();
-    let freed = used[1].clone();
-    eventually(WAIT, "port-3 bound after port-1 went away", || async {
-        let node = node_of(&client, "port-3").await?;
-        Some(assert_eq!(node, freed))
-    })
-    .await;
+    assert_eq!(wait_bound(&client, "port-3").await, freed);
 
     // A pod for another scheduler is left alone.
-    create_pod(&client, "other", json!({}), json!({"schedulerName": "my-scheduler"})).await;
+    create_pod(
+        &client,
+        "other",
+        json!({}),
+        json!({"schedulerName": "my-scheduler"}),
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(node_of(&client, "other").await, None);
     leases.abort();
@@ -192,10 +209,7 @@ async fn unschedulable_pod_is_reported_then_bound_when_a_node_fits() {
     let mut leases = vec![
         add_nodes(
             &client,
-            &[
-                NodeSpec::new("n1"),
-                NodeSpec::new("n2").taints(gpu_taint()),
-            ],
+            &[NodeSpec::new("n1"), NodeSpec::new("n2").taints(gpu_taint())],
         )
         .await,
     ];
@@ -251,7 +265,10 @@ async fn unschedulable_pod_is_reported_then_bound_when_a_node_fits() {
     // Retried for the same reason as in `add_node`.
     for _ in 0..20 {
         let (c, d) = (c.clone(), d.clone());
-        if tokio::spawn(async move { set_node_ready(&c, "down", &d, false).await }).await.is_ok() {
+        if tokio::spawn(async move { set_node_ready(&c, "down", &d, false).await })
+            .await
+            .is_ok()
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -273,7 +290,11 @@ async fn replicas_spread_and_anti_affinity_keeps_pods_apart() {
     let client = k.client().await;
     let leases = add_nodes(
         &client,
-        &[NodeSpec::new("n1"), NodeSpec::new("n2"), NodeSpec::new("n3")],
+        &[
+            NodeSpec::new("n1"),
+            NodeSpec::new("n2"),
+            NodeSpec::new("n3"),
+        ],
     )
     .await;
 
@@ -312,7 +333,13 @@ async fn replicas_spread_and_anti_affinity_keeps_pods_apart() {
     let db = json!({"affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
         {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "kubernetes.io/hostname"}]}}});
     for i in 0..4 {
-        create_pod(&client, &format!("db-{i}"), json!({"app": "db"}), db.clone()).await;
+        create_pod(
+            &client,
+            &format!("db-{i}"),
+            json!({"app": "db"}),
+            db.clone(),
+        )
+        .await;
     }
     let (db_nodes, waiting) = eventually(WAIT, "three db pods bound, one waiting", || async {
         let mut db_nodes = BTreeMap::new();
@@ -335,12 +362,23 @@ async fn replicas_spread_and_anti_affinity_keeps_pods_apart() {
          preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod."
     );
     // Removing one db frees its node for the waiting one.
-    let (freed_node, freed) = db_nodes.iter().next().map(|(n, i)| (n.clone(), *i)).unwrap();
-    pods.delete(&format!("db-{freed}"), &DeleteParams::default().grace_period(0))
-        .await
+    let (freed_node, freed) = db_nodes
+        .iter()
+        .next()
+        .map(|(n, i)| (n.clone(), *i))
         .unwrap();
+    pods.delete(
+        &format!("db-{freed}"),
+        &DeleteParams::default().grace_period(0),
+    )
+    .await
+    .unwrap();
     eventually(WAIT, "pods gone", || async {
-        pods.get_opt(&format!("db-{freed}")).await.unwrap().is_none().then_some(())
+        pods.get_opt(&format!("db-{freed}"))
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
     })
     .await;
     assert_eq!(wait_bound(&client, &waiting).await, freed_node);

@@ -17,7 +17,6 @@ mod discovery;
 mod error;
 mod filter;
 mod handlers;
-mod namespace_finalizer;
 mod object;
 mod openapi;
 mod patch;

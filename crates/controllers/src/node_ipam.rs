@@ -16,7 +16,7 @@ use futures::StreamExt;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::events::Recorder;
+use crate::context::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource};
 use serde_json::json;

@@ -183,8 +183,14 @@ fn job_spec(spec: Option<&mut Value>) {
     let Some(spec) = spec.and_then(Value::as_object_mut) else {
         return;
     };
+    // Upstream: both unset means one pod to completion; a parallelism without completions
+    // is a work-queue Job, which finishes when any pod succeeds, so completions stays unset.
+    if spec.get("completions").is_none_or(Value::is_null)
+        && spec.get("parallelism").is_none_or(Value::is_null)
+    {
+        default(spec, "completions", json!(1));
+    }
     default(spec, "parallelism", json!(1));
-    default(spec, "completions", json!(1));
     default(spec, "backoffLimit", json!(6));
     default(spec, "completionMode", json!("NonIndexed"));
     default(spec, "suspend", json!(false));

@@ -196,12 +196,9 @@ async fn delete_one(
             }
             convert::to_storage(def, &mut marked);
             match ctx.state.store.update(def, ns, &marked, expected).await {
-                Ok(stored) => {
-                    if def.plural == "namespaces" && def.group.is_empty() {
-                        crate::namespace_finalizer::spawn(ctx.state.clone(), name.to_string());
-                    }
-                    return Ok(stored);
-                }
+                // A Terminating namespace is emptied and finalized by the namespace
+                // controller.
+                Ok(stored) => return Ok(stored),
                 Err(e) if e.code == StatusCode::CONFLICT => continue,
                 Err(e) => return Err(e),
             }

@@ -114,6 +114,29 @@ async fn route(state: AppState, req: Request) -> Result<Response> {
             PodAction::Evict => binding::evict(&ctx, body).await,
         };
     }
+    if def.group.is_empty()
+        && def.plural == "namespaces"
+        && path.subresource.as_deref() == Some("finalize")
+        && path.name.is_some()
+    {
+        if parts.method != Method::PUT {
+            return Err(ApiError::method_not_allowed(format!(
+                "the server does not allow this method on the requested resource ({})",
+                parts.method
+            )));
+        }
+        let ctx = Ctx {
+            render: content::Render::Object,
+            state,
+            def: def.clone(),
+            namespace: None,
+            name: path.name,
+            target: Target::Main,
+            params: Params::parse(parts.uri.query())?,
+            headers: parts.headers,
+        };
+        return write::finalize(&ctx, body().await?).await;
+    }
     let scale = path.subresource.as_deref() == Some("scale")
         && def.has_scale
         && path.namespace.is_some() == def.namespaced();

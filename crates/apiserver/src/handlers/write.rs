@@ -3,7 +3,7 @@
 use axum::response::Response;
 use bytes::Bytes;
 use http::StatusCode;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::Ctx;
 use crate::admission::{self, allocator, Target};
@@ -249,7 +249,10 @@ async fn write_existing(
         }
         let expected: i64 = old_rv.parse().unwrap_or_default();
         // Removing the last finalizer of a deleting object completes its deletion.
-        if object::is_deleting(&new) && object::finalizers(&new).is_empty() {
+        if object::is_deleting(&new)
+            && object::finalizers(&new).is_empty()
+            && namespace_finalizers(def, &new).is_empty()
+        {
             if ctx.params.dry_run {
                 return Ok(json_response(StatusCode::OK, &new, &warnings));
             }
@@ -307,4 +310,69 @@ fn is_no_op(old: &Value, new: &Value) -> bool {
         obj
     }
     old == new || without_times(old) == without_times(new)
+}
+
+/// A namespace's `spec.finalizers` (`kubernetes`): it is only deleted once the namespace
+/// controller has emptied it and removed that entry through `finalize`.
+fn namespace_finalizers(def: &k3rs_core::ResourceDef, obj: &Value) -> Vec<String> {
+    if !(def.group.is_empty() && def.plural == "namespaces") {
+        return Vec::new();
+    }
+    obj.pointer("/spec/finalizers")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|f| f.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `PUT namespaces/{name}/finalize`: replace only `spec.finalizers`. Removing the last one
+/// of a Terminating namespace that has no metadata finalizers deletes it.
+pub async fn finalize(ctx: &Ctx, body: Bytes) -> Result<Response> {
+    let wanted = content::decode_object(&ctx.headers, &body)?;
+    let finalizers = wanted
+        .pointer("/spec/finalizers")
+        .cloned()
+        .unwrap_or_else(|| json!([]));
+    if !finalizers.is_array() {
+        return Err(ApiError::bad_request("spec.finalizers must be a list"));
+    }
+    let precondition = object::meta_str(&wanted, "resourceVersion")
+        .filter(|rv| !rv.is_empty())
+        .map(str::to_string);
+    let (def, name) = (&*ctx.def, ctx.name());
+    for _ in 0..MAX_RETRIES {
+        let old = ctx.state.store.must_get(def, None, name).await?;
+        let old_rv = object::meta_str(&old, "resourceVersion")
+            .unwrap_or_default()
+            .to_string();
+        if precondition.as_ref().is_some_and(|rv| *rv != old_rv) {
+            return Err(ApiError::stale(&def.group, &def.plural, name));
+        }
+        let mut new = old.clone();
+        new["spec"]["finalizers"] = finalizers.clone();
+        let expected: i64 = old_rv.parse().unwrap_or_default();
+        let done = object::is_deleting(&new)
+            && object::finalizers(&new).is_empty()
+            && namespace_finalizers(def, &new).is_empty();
+        if ctx.params.dry_run {
+            return Ok(json_response(StatusCode::OK, &new, &[]));
+        }
+        let written = if done {
+            ctx.state.store.delete(def, None, name, Some(expected)).await
+        } else {
+            ctx.state.store.update(def, None, &new, expected).await
+        };
+        match written {
+            Ok(stored) => {
+                let shown = if done { new } else { stored };
+                return Ok(json_response(StatusCode::OK, &shown, &[]));
+            }
+            Err(e) if e.code == StatusCode::CONFLICT && precondition.is_none() => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(ApiError::stale(&def.group, &def.plural, name))
 }

@@ -33,7 +33,7 @@ use kube::api::{
     DeleteParams, DynamicObject, PartialObjectMeta, Patch, PatchParams, Preconditions,
 };
 use kube::discovery::ApiResource;
-use kube::runtime::events::Recorder;
+use crate::context::Recorder;
 use kube::runtime::reflector::{Lookup, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
@@ -61,7 +61,7 @@ const WORKERS: usize = 8;
 /// Retry pause for a reference whose kind is not (yet) served.
 const UNRESOLVABLE_RETRY: Duration = Duration::from_secs(10);
 /// Shortest gap between discoveries asked for by references to unknown kinds.
-const EARLY_DISCOVERY_GAP: Duration = Duration::from_secs(5);
+const EARLY_DISCOVERY_GAP: Duration = Duration::from_secs(2);
 /// Attempts at a read-modify-write of an object's metadata before giving up for now.
 const PATCH_ATTEMPTS: usize = 5;
 
@@ -263,10 +263,12 @@ impl Collector {
             .filter(|r| watched_by_metadata(r))
             .map(|r| (resource_key(&r), r))
             .collect();
+        let mut started = false;
         for (key, resource) in &wanted {
             if watched.contains_key(key) {
                 continue;
             }
+            started = true;
             let sync = synced.map(|tx| {
                 tx.send_modify(|n| *n += 1);
                 tx.clone()
@@ -274,6 +276,10 @@ impl Collector {
             debug!(resource = %key, "watching");
             let handle = tasks.spawn(watch_resource(self.clone(), resource.clone(), sync));
             watched.insert(key.clone(), (resource.clone(), handle));
+        }
+        // References that waited for an unknown kind may resolve now.
+        if started {
+            self.queue.promote_all();
         }
         if found.failures.is_empty() {
             let stale: Vec<String> = watched

@@ -76,6 +76,15 @@ impl<T: Clone + Eq + Hash> WorkQueue<T> {
         self.extend(due);
     }
 
+    /// Move every delayed item into the queue now.
+    pub fn promote_all(&self) {
+        let all: Vec<T> = {
+            let mut state = self.state.lock().expect("queue lock");
+            state.delayed.drain(..).map(|(_, item)| item).collect()
+        };
+        self.extend(all);
+    }
+
     /// Wait for the next item.
     pub async fn pop(&self) -> T {
         loop {
@@ -120,5 +129,7 @@ mod tests {
         q.promote_due();
         assert_eq!(q.pop().await, 8);
         assert_eq!(q.state.lock().unwrap().delayed.len(), 1);
+        q.promote_all();
+        assert_eq!(q.pop().await, 7);
     }
 }

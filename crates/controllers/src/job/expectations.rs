@@ -16,8 +16,9 @@ struct Pending {
     created: Vec<String>,
     deleted: Vec<(String, String)>,
     unfinalized: Vec<(String, String)>,
-    /// The Job's resourceVersion before our last status write.
-    stale_version: Option<String>,
+    /// The Job's resourceVersions before each of our status writes not yet seen: a
+    /// store still showing one of them is behind us.
+    stale_versions: Vec<String>,
     since: Option<Instant>,
 }
 
@@ -58,7 +59,7 @@ impl Expectations {
     }
 
     pub fn wrote_status(&self, job_uid: &str, previous_version: Option<String>) {
-        self.with(job_uid, |p| p.stale_version = previous_version);
+        self.with(job_uid, |p| p.stale_versions.extend(previous_version));
     }
 
     /// Forget a Job (it is gone).
@@ -84,10 +85,13 @@ impl Expectations {
             jobs.remove(job_uid);
             return true;
         }
-        if p.stale_version.is_some() && p.stale_version.as_deref() == job_version {
+        if p.stale_versions
+            .iter()
+            .any(|v| Some(v.as_str()) == job_version)
+        {
             return false;
         }
-        p.stale_version = None;
+        p.stale_versions.clear();
         p.created.retain(|name| seen(name) == Seen::Missing);
         p.deleted.retain(|(name, uid)| {
             matches!(seen(name), Seen::Present { uid: u, terminating: false, .. } if &u == uid)
@@ -136,9 +140,12 @@ mod tests {
     #[test]
     fn waits_for_the_status_write() {
         let e = Expectations::default();
+        // Two writes in one sync: 5 -> 6 -> 7.
         e.wrote_status("j", Some("5".into()));
+        e.wrote_status("j", Some("6".into()));
         assert!(!e.satisfied("j", Some("5"), |_| Seen::Missing));
-        assert!(e.satisfied("j", Some("6"), |_| Seen::Missing));
+        assert!(!e.satisfied("j", Some("6"), |_| Seen::Missing));
+        assert!(e.satisfied("j", Some("7"), |_| Seen::Missing));
         assert!(e.satisfied("j", Some("5"), |_| Seen::Missing));
     }
 }

@@ -28,7 +28,7 @@ use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Pod}
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::Recorder;
+use crate::context::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
@@ -207,7 +207,12 @@ impl JobController {
         let mut uncounted = Uncounted::of(&status);
         let newly = plan::newly_finished(&facts, &uncounted.all(), spec.only_failed_phase);
         if !newly.is_empty() {
-            self.with_backoff(&uid, |b| b.record(&newly, now));
+            if newly.iter().any(|(_, ok)| !ok) {
+                self.with_backoff(&uid, |b| b.record(&newly, now));
+            } else {
+                // Successes only: the back-off starts over.
+                self.with_backoff_remove(&uid);
+            }
             let mut succeeded_indexes = Vec::new();
             for (pod, ok) in &newly {
                 uncounted.add(&pod.uid, *ok);
@@ -263,7 +268,7 @@ impl JobController {
             decided: plan::decided(&conditions),
             start_time: status.start_time.as_ref().map(|t| t.0),
             now,
-            backoff_remaining: self.with_backoff(&uid, |b| b.remaining(now)),
+            backoff_remaining: self.backoff_remaining(&uid, now),
         };
         let decision = plan::plan(&situation);
         let removed = self.remove_pods(&job, &facts, &decision.remove, true).await;
@@ -320,6 +325,13 @@ impl JobController {
             )
             .await;
         }
+        // A finalizer or pod that could not be handled leaves no event to wake us.
+        let incomplete = !uncounted.is_empty()
+            || removed.len() < decision.remove.len()
+            || terminated.len() < decision.terminate.len();
+        if incomplete {
+            return Ok(Action::requeue(Duration::from_secs(1)));
+        }
         Ok(decision
             .requeue_after
             .map_or_else(Action::await_change, Action::requeue))
@@ -328,6 +340,11 @@ impl JobController {
     fn with_backoff<R>(&self, uid: &str, f: impl FnOnce(&mut Backoff) -> R) -> R {
         let mut all = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
         f(all.entry(uid.to_string()).or_default())
+    }
+
+    fn backoff_remaining(&self, uid: &str, now: Timestamp) -> Duration {
+        let all = self.backoff.lock().unwrap_or_else(|e| e.into_inner());
+        all.get(uid).map_or(Duration::ZERO, |b| b.remaining(now))
     }
 
     fn with_backoff_remove(&self, uid: &str) {
@@ -504,30 +521,37 @@ impl JobController {
         (count, err)
     }
 
+    /// Record an event without waiting for it: a Job creating a thousand pods should
+    /// not pay an extra round trip per pod.
     async fn event(&self, job: &Job, warning: bool, reason: &str, message: &str) {
         let reference = job.object_ref(&());
-        context::publish(
-            &self.recorder,
-            &reference,
-            warning,
-            reason,
-            reason,
-            message.to_string(),
-        )
-        .await;
+        let recorder = self.recorder.clone();
+        let (reason, message) = (reason.to_string(), message.to_string());
+        tokio::spawn(async move {
+            context::publish(&recorder, &reference, warning, &reason, &reason, message).await;
+        });
     }
 }
 
 /// Remove the tracking finalizer the way upstream patches it (other finalizers stay);
-/// a pod already gone counts as done.
+/// a pod already gone counts as done. A patch racing another write of the pod can be
+/// refused with a conflict; it is simply tried again.
 async fn strip_finalizer(api: &Api<Pod>, name: &str) -> std::result::Result<(), kube::Error> {
+    const ATTEMPTS: u32 = 5;
     let patch = json!({"metadata": {"$deleteFromPrimitiveList/finalizers": [TRACKING_FINALIZER]}});
-    match api
-        .patch(name, &PatchParams::default(), &Patch::Strategic(&patch))
-        .await
-    {
-        Err(err) if is_not_found(&err) => Ok(()),
-        other => other.map(|_| ()),
+    let mut attempt = 1;
+    loop {
+        match api
+            .patch(name, &PatchParams::default(), &Patch::Strategic(&patch))
+            .await
+        {
+            Err(err) if is_not_found(&err) => return Ok(()),
+            Err(err) if is_conflict(&err) && attempt < ATTEMPTS => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => return other.map(|_| ()),
+        }
     }
 }
 

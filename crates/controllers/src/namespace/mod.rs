@@ -23,7 +23,6 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
-use tokio::sync::OnceCell;
 use tracing::{info, warn};
 
 use crate::context::{Context, RETRY_AFTER_ERROR};
@@ -45,14 +44,12 @@ const PARALLEL_DELETES: usize = 8;
 struct State {
     client: Client,
     discovery: Mutex<Option<(Instant, Arc<Discovered>)>>,
-    finalize_served: OnceCell<bool>,
 }
 
 pub async fn run(ctx: Arc<Context>) -> Result<()> {
     let state = Arc::new(State {
         client: ctx.client.clone(),
         discovery: Mutex::new(None),
-        finalize_served: OnceCell::new(),
     });
     Controller::new(
         Api::<Namespace>::all(ctx.client.clone()),
@@ -167,12 +164,6 @@ async fn empty_resource(
     (name, result)
 }
 
-/// True when the API server answered that it has no such route (as opposed to no such
-/// object).
-fn route_missing(err: &kube::Error) -> bool {
-    matches!(err, kube::Error::Api(s) if s.code == 404 && s.message.contains("could not find the requested resource"))
-}
-
 impl State {
     async fn discover(&self) -> Result<Arc<Discovered>, kube::Error> {
         if let Some((at, found)) = &*self.discovery.lock().expect("discovery lock") {
@@ -189,12 +180,6 @@ impl State {
 
     /// Write the conditions of `pass` into the namespace's status when they changed.
     async fn report(&self, ns: &Namespace, pass: &Pass) -> Result<()> {
-        // Until the API server serves `finalize`, it also ends a Terminating namespace on
-        // any write that leaves `metadata.finalizers` empty, status writes included; the
-        // conditions would delete the namespace early, so they wait for that server.
-        if !self.finalize_served().await {
-            return Ok(());
-        }
         let existing = ns
             .status
             .as_ref()
@@ -228,14 +213,10 @@ impl State {
         }
         let api = Api::<Namespace>::all(self.client.clone());
         let pp = PostParams::default();
-        let mut result = api
+        match api
             .replace_subresource::<Namespace>("finalize", &name, &pp, &finalized)
-            .await;
-        if matches!(&result, Err(err) if route_missing(err)) {
-            // An API server without `finalize` completes the deletion on a plain update.
-            result = api.replace(&name, &pp, &finalized).await;
-        }
-        match result {
+            .await
+        {
             Ok(_) => Ok(()),
             Err(err) if is_not_found(&err) => Ok(()),
             Err(err) if is_conflict(&err) => {
@@ -243,28 +224,6 @@ impl State {
             }
             Err(err) => Err(err).context(format!("finalizing namespace {name}")),
         }
-    }
-
-    /// Whether the API server serves `namespaces/{name}/finalize`, asked once with a PUT
-    /// for a namespace that does not exist (which changes nothing either way).
-    async fn finalize_served(&self) -> bool {
-        *self
-            .finalize_served
-            .get_or_init(|| async {
-                let probe = format!("k3rs-finalize-probe-{}", uuid::Uuid::new_v4().simple());
-                let mut ns = Namespace::default();
-                ns.metadata.name = Some(probe.clone());
-                let answer = Api::<Namespace>::all(self.client.clone())
-                    .replace_subresource::<Namespace>(
-                        "finalize",
-                        &probe,
-                        &PostParams::default(),
-                        &ns,
-                    )
-                    .await;
-                !matches!(&answer, Err(err) if route_missing(err))
-            })
-            .await
     }
 }
 

@@ -136,7 +136,10 @@ impl PodInfo {
             .affinity
             .as_ref()
             .and_then(|a| a.pod_anti_affinity.as_ref())
-            .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref())
+            .and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
             .map(|terms| {
                 terms
                     .iter()
@@ -176,7 +179,10 @@ impl NodeFacts {
         let spec = node.spec.clone().unwrap_or_default();
         let mut taints = spec.taints.unwrap_or_default();
         if let Some(key) = readiness_taint(node) {
-            if !taints.iter().any(|t| t.key == key && t.effect == "NoSchedule") {
+            if !taints
+                .iter()
+                .any(|t| t.key == key && t.effect == "NoSchedule")
+            {
                 taints.push(Taint {
                     key: key.to_string(),
                     effect: "NoSchedule".into(),
@@ -412,8 +418,14 @@ mod tests {
             .unwrap()
         };
         assert!(NodeFacts::new(&node("True")).taints.is_empty());
-        assert_eq!(NodeFacts::new(&node("False")).taints[0].key, NOT_READY_TAINT);
-        assert_eq!(NodeFacts::new(&node("Unknown")).taints[0].key, UNREACHABLE_TAINT);
+        assert_eq!(
+            NodeFacts::new(&node("False")).taints[0].key,
+            NOT_READY_TAINT
+        );
+        assert_eq!(
+            NodeFacts::new(&node("Unknown")).taints[0].key,
+            UNREACHABLE_TAINT
+        );
         let mut cache = Cache::default();
         assert!(cache.set_node(&node("True")));
         assert!(!cache.set_node(&node("True")));

@@ -49,7 +49,10 @@ impl SpreadConstraint {
             topology_key: c.topology_key.clone(),
             hard: c.when_unsatisfiable != "ScheduleAnyway",
             selector,
-            min_domains: c.min_domains.and_then(|m| u32::try_from(m).ok()).unwrap_or(1),
+            min_domains: c
+                .min_domains
+                .and_then(|m| u32::try_from(m).ok())
+                .unwrap_or(1),
             self_match,
         }
     }
@@ -325,10 +328,13 @@ impl Topology {
                     .iter()
                     .all(|t| t.matches(&pod.info.namespace, &pod.info.labels));
         }
-        pod.affinity.iter().zip(&self.affinity).all(|(term, counts)| {
-            node.topology_value(&term.topology_key)
-                .is_some_and(|v| counts.get(v).is_some_and(|n| *n > 0))
-        })
+        pod.affinity
+            .iter()
+            .zip(&self.affinity)
+            .all(|(term, counts)| {
+                node.topology_value(&term.topology_key)
+                    .is_some_and(|v| counts.get(v).is_some_and(|n| *n > 0))
+            })
     }
 
     /// The incoming pod's own required anti-affinity on `node`.
@@ -351,9 +357,9 @@ impl Topology {
         let Some(facts) = &node.facts else {
             return true;
         };
-        !facts
-            .labels
-            .iter()
-            .any(|(k, v)| self.existing_anti_affinity.contains(&(k.clone(), v.clone())))
+        !facts.labels.iter().any(|(k, v)| {
+            self.existing_anti_affinity
+                .contains(&(k.clone(), v.clone()))
+        })
     }
 }

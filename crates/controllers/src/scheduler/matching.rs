@@ -4,9 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{
-    NodeSelectorRequirement, NodeSelectorTerm, Taint, Toleration,
-};
+use k8s_openapi::api::core::v1::{NodeSelectorRequirement, NodeSelectorTerm, Taint, Toleration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 /// Whether `labels` satisfy a metav1 `LabelSelector` (an empty selector matches all).
@@ -143,15 +141,33 @@ mod tests {
     fn node_selector_terms_cover_every_operator() {
         let node = labels(&[("zone", "a"), ("cores", "8")]);
         let matches = |v| node_term_matches(&term(v), "n1", &node);
-        assert!(matches(json!({"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a", "b"]}]})));
-        assert!(!matches(json!({"matchExpressions": [{"key": "zone", "operator": "NotIn", "values": ["a"]}]})));
-        assert!(matches(json!({"matchExpressions": [{"key": "gpu", "operator": "DoesNotExist"}]})));
-        assert!(!matches(json!({"matchExpressions": [{"key": "gpu", "operator": "Exists"}]})));
-        assert!(matches(json!({"matchExpressions": [{"key": "cores", "operator": "Gt", "values": ["4"]}]})));
-        assert!(!matches(json!({"matchExpressions": [{"key": "cores", "operator": "Lt", "values": ["4"]}]})));
-        assert!(!matches(json!({"matchExpressions": [{"key": "zone", "operator": "Gt", "values": ["4"]}]})));
-        assert!(matches(json!({"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]})));
-        assert!(!matches(json!({"matchFields": [{"key": "metadata.name", "operator": "NotIn", "values": ["n1"]}]})));
+        assert!(matches(
+            json!({"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a", "b"]}]})
+        ));
+        assert!(!matches(
+            json!({"matchExpressions": [{"key": "zone", "operator": "NotIn", "values": ["a"]}]})
+        ));
+        assert!(matches(
+            json!({"matchExpressions": [{"key": "gpu", "operator": "DoesNotExist"}]})
+        ));
+        assert!(!matches(
+            json!({"matchExpressions": [{"key": "gpu", "operator": "Exists"}]})
+        ));
+        assert!(matches(
+            json!({"matchExpressions": [{"key": "cores", "operator": "Gt", "values": ["4"]}]})
+        ));
+        assert!(!matches(
+            json!({"matchExpressions": [{"key": "cores", "operator": "Lt", "values": ["4"]}]})
+        ));
+        assert!(!matches(
+            json!({"matchExpressions": [{"key": "zone", "operator": "Gt", "values": ["4"]}]})
+        ));
+        assert!(matches(
+            json!({"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]})
+        ));
+        assert!(!matches(
+            json!({"matchFields": [{"key": "metadata.name", "operator": "NotIn", "values": ["n1"]}]})
+        ));
         // Empty terms match nothing; terms are ORed.
         assert!(!matches(json!({})));
         let terms = vec![
@@ -164,14 +180,19 @@ mod tests {
     #[test]
     fn tolerations_follow_upstream_rules() {
         let taint: Taint =
-            serde_json::from_value(json!({"key": "k", "value": "v", "effect": "NoSchedule"})).unwrap();
+            serde_json::from_value(json!({"key": "k", "value": "v", "effect": "NoSchedule"}))
+                .unwrap();
         let tol = |v| tolerates(&serde_json::from_value::<Toleration>(v).unwrap(), &taint);
-        assert!(tol(json!({"key": "k", "value": "v", "effect": "NoSchedule"})));
+        assert!(tol(
+            json!({"key": "k", "value": "v", "effect": "NoSchedule"})
+        ));
         assert!(tol(json!({"key": "k", "operator": "Equal", "value": "v"})));
         assert!(tol(json!({"key": "k", "operator": "Exists"})));
         assert!(tol(json!({"operator": "Exists"})));
         assert!(!tol(json!({"key": "k", "value": "w"})));
-        assert!(!tol(json!({"key": "k", "operator": "Exists", "effect": "NoExecute"})));
+        assert!(!tol(
+            json!({"key": "k", "operator": "Exists", "effect": "NoExecute"})
+        ));
         assert!(!tol(json!({"key": "other", "operator": "Exists"})));
     }
 
@@ -182,7 +203,11 @@ mod tests {
         assert!(sel(json!({})));
         assert!(sel(json!({"matchLabels": {"app": "web"}})));
         assert!(!sel(json!({"matchLabels": {"app": "db"}})));
-        assert!(sel(json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["front"]}]})));
-        assert!(!sel(json!({"matchExpressions": [{"key": "tier", "operator": "DoesNotExist"}]})));
+        assert!(sel(
+            json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["front"]}]})
+        ));
+        assert!(!sel(
+            json!({"matchExpressions": [{"key": "tier", "operator": "DoesNotExist"}]})
+        ));
     }
 }

@@ -11,8 +11,8 @@
 //! the cluster changes.
 //!
 //! Not done here: preemption (the message says no victims were found), volume topology,
-//! image locality, namespace selectors of affinity terms with labels, and scheduling
-//! gates other than waiting.
+//! image locality, namespace selectors of affinity terms with labels, and the
+//! `SchedulingGated` condition (gated pods simply wait).
 
 mod cache;
 mod incoming;
@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod, Service};
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::runtime::events::Recorder;
+use crate::context::Recorder;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::Resource;
@@ -72,10 +72,7 @@ pub async fn run(ctx: Arc<Context>) -> Result<()> {
     for pod in ctx.pods.store().state() {
         scheduler.on_pod(&pod);
     }
-    info!(
-        nodes = scheduler.cache.nodes.len(),
-        "scheduler started"
-    );
+    info!(nodes = scheduler.cache.nodes.len(), "scheduler started");
 
     let (results_tx, mut results) = mpsc::unbounded_channel();
     let in_flight = Arc::new(Semaphore::new(MAX_BINDINGS_IN_FLIGHT));
@@ -172,7 +169,8 @@ impl Scheduler {
         if let Some(placement) = self.cache.placement(key) {
             let unchanged = placement.node == node
                 && Some(&placement.info.uid) == pod.metadata.uid.as_ref()
-                && Some(&placement.info.labels) == pod.metadata.labels.as_ref().or(Some(&BTreeMap::new()));
+                && Some(&placement.info.labels)
+                    == pod.metadata.labels.as_ref().or(Some(&BTreeMap::new()));
             if unchanged {
                 self.cache.confirm(key);
                 return;
@@ -183,7 +181,7 @@ impl Scheduler {
     }
 
     fn pod_pending(&mut self, key: &str, pod: &Pod) {
-        if !is_ours(pod) || pod.metadata.deletion_timestamp.is_some() {
+        if !waits_for_us(pod) {
             self.queue.remove(key);
             return;
         }
@@ -251,9 +249,12 @@ impl Scheduler {
         self.cache.place(incoming.info.clone(), &node, true);
         self.queue.remove(&key);
         debug!(pod = %key, node = %node, "scheduled");
+        // A fresh recorder: `Scheduled` happens once per pod, so the shared recorder's
+        // cache (kept to count repeats of an event) would only hold every pod's event
+        // for minutes.
         tokio::spawn(bind(
             self.ctx.client.clone(),
-            self.recorder.clone(),
+            self.ctx.recorder(SCHEDULER_NAME),
             pod,
             node,
             permit,
@@ -266,8 +267,7 @@ impl Scheduler {
         let (namespace, name) = key.split_once('/')?;
         let pod = self.pods.get(&ObjectRef::new(name).within(namespace))?;
         let pending = assigned_node(&pod).is_none()
-            && is_ours(&pod)
-            && pod.metadata.deletion_timestamp.is_none()
+            && waits_for_us(&pod)
             && !is_finished(&pod)
             && self.cache.placement(key).is_none();
         pending.then_some(pod)
@@ -362,7 +362,15 @@ async fn bind(
                 error: None,
             });
             let note = format!("Successfully assigned {namespace}/{name} to {node}");
-            publish(&recorder, &pod.object_ref(&()), false, "Scheduled", "Binding", note).await;
+            publish(
+                &recorder,
+                &pod.object_ref(&()),
+                false,
+                "Scheduled",
+                "Binding",
+                note,
+            )
+            .await;
         }
         Err(error) => {
             let _ = results.send(BindingResult {
@@ -376,7 +384,12 @@ async fn bind(
 
 /// Set `PodScheduled=False` (reason `Unschedulable`) unless the pod already says exactly
 /// that, and record `FailedScheduling`.
-async fn report_unschedulable(client: kube::Client, recorder: Recorder, pod: Arc<Pod>, message: String) {
+async fn report_unschedulable(
+    client: kube::Client,
+    recorder: Recorder,
+    pod: Arc<Pod>,
+    message: String,
+) {
     let namespace = pod.metadata.namespace.clone().unwrap_or_default();
     let name = pod.metadata.name.clone().unwrap_or_default();
     if let Some(patch) = unschedulable_condition_patch(&pod, &message, jiff::Timestamp::now()) {
@@ -389,7 +402,15 @@ async fn report_unschedulable(client: kube::Client, recorder: Recorder, pod: Arc
         }
     }
     let reference: ObjectReference = pod.object_ref(&());
-    publish(&recorder, &reference, true, "FailedScheduling", "Scheduling", message).await;
+    publish(
+        &recorder,
+        &reference,
+        true,
+        "FailedScheduling",
+        "Scheduling",
+        message,
+    )
+    .await;
 }
 
 /// The status patch for `PodScheduled=False`, or `None` when the pod already carries the
@@ -442,6 +463,18 @@ fn is_ours(pod: &Pod) -> bool {
         .is_none_or(|n| n.is_empty() || n == SCHEDULER_NAME)
 }
 
+/// An unassigned pod this scheduler should place now: it names this scheduler, is not
+/// being deleted, and has no scheduling gates left (a gated pod waits until whoever
+/// added the gates removes them).
+fn waits_for_us(pod: &Pod) -> bool {
+    let gated = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.scheduling_gates.as_ref())
+        .is_some_and(|g| !g.is_empty());
+    is_ours(pod) && pod.metadata.deletion_timestamp.is_none() && !gated
+}
+
 /// Succeeded and Failed pods hold no resources (upstream's scheduler does not even
 /// watch them).
 fn is_finished(pod: &Pod) -> bool {
@@ -481,9 +514,11 @@ mod tests {
             patch["status"]["conditions"][0]["lastTransitionTime"],
             "2025-01-02T03:04:05Z"
         );
-        let waiting = pod(json!({"metadata": {"name": "p"}, "status": {"conditions": [{
+        let waiting = pod(
+            json!({"metadata": {"name": "p"}, "status": {"conditions": [{
             "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-            "message": "0/1 nodes", "lastTransitionTime": "2024-12-31T00:00:00Z"}]}}));
+            "message": "0/1 nodes", "lastTransitionTime": "2024-12-31T00:00:00Z"}]}}),
+        );
         assert!(unschedulable_condition_patch(&waiting, "0/1 nodes", now).is_none());
         // A new message keeps the original transition time.
         let patch = unschedulable_condition_patch(&waiting, "0/2 nodes", now).unwrap();
@@ -503,6 +538,12 @@ mod tests {
             json!({"spec": {"containers": [], "schedulerName": "other"}})
         )));
         assert!(is_finished(&pod(json!({"status": {"phase": "Succeeded"}}))));
+        assert!(!waits_for_us(&pod(
+            json!({"spec": {"containers": [], "schedulingGates": [{"name": "wait"}]}})
+        )));
+        assert!(!waits_for_us(&pod(
+            json!({"metadata": {"deletionTimestamp": "2025-01-01T00:00:00Z"}, "spec": {"containers": []}})
+        )));
         assert_eq!(
             assigned_node(&pod(json!({"spec": {"containers": [], "nodeName": "n1"}}))),
             Some("n1")

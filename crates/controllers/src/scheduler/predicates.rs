@@ -44,9 +44,7 @@ impl Reason {
             }
             Reason::TooManyPods => "Too many pods".into(),
             Reason::Insufficient(resource) => format!("Insufficient {resource}"),
-            Reason::TopologySpread => {
-                "node(s) didn't match pod topology spread constraints".into()
-            }
+            Reason::TopologySpread => "node(s) didn't match pod topology spread constraints".into(),
             Reason::TopologySpreadMissingLabel => {
                 "node(s) didn't match pod topology spread constraints (missing required label)"
                     .into()
@@ -181,7 +179,8 @@ fn topology_spread(pod: &Incoming, node: &NodeInfo, topology: &Topology) -> Vec<
         let Some(value) = node.topology_value(&constraint.topology_key) else {
             return vec![Reason::TopologySpreadMissingLabel];
         };
-        let here = counts.counts.get(value).copied().unwrap_or(0) + u32::from(constraint.self_match);
+        let here =
+            counts.counts.get(value).copied().unwrap_or(0) + u32::from(constraint.self_match);
         if here.saturating_sub(counts.min) > constraint.max_skew {
             return vec![Reason::TopologySpread];
         }
@@ -281,7 +280,13 @@ mod tests {
 
     fn cluster() -> Cache {
         let mut cache = Cache::default();
-        cache.set_node(&node("a", json!({"zone": "z1", "disk": "ssd"}), json!([]), "1", 110));
+        cache.set_node(&node(
+            "a",
+            json!({"zone": "z1", "disk": "ssd"}),
+            json!([]),
+            "1",
+            110,
+        ));
         cache.set_node(&node(
             "b",
             json!({"zone": "z1"}),
@@ -403,7 +408,10 @@ mod tests {
                     {"labelSelector": {"matchLabels": {"app": "cache"}}, "topologyKey": "zone"}]}}}),
             )
         };
-        assert_eq!(feasible(&cache, &first(json!({"app": "cache"}))), ["a", "c", "d"]);
+        assert_eq!(
+            feasible(&cache, &first(json!({"app": "cache"}))),
+            ["a", "c", "d"]
+        );
         assert!(feasible(&cache, &first(json!({}))).is_empty());
     }
 
@@ -495,6 +503,9 @@ mod tests {
              1 node(s) were unschedulable. preemption: 0/2 nodes are available: \
              1 No preemption victims found for incoming pod, 1 Preemption is not helpful for scheduling."
         );
-        assert_eq!(failure_message(0, &[]), "no nodes available to schedule pods");
+        assert_eq!(
+            failure_message(0, &[]),
+            "no nodes available to schedule pods"
+        );
     }
 }

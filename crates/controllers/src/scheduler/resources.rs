@@ -244,6 +244,9 @@ mod tests {
         // memory: max(100Mi + 10Mi, 50Mi) + 0.
         assert_eq!(requests.memory, 110 * 1024 * 1024);
         // Scoring: b has no memory request, so it counts the default.
-        assert_eq!(non_zero_requests(&spec), (300, 100 * 1024 * 1024 + DEFAULT_MEMORY));
+        assert_eq!(
+            non_zero_requests(&spec),
+            (300, 100 * 1024 * 1024 + DEFAULT_MEMORY)
+        );
     }
 }

@@ -13,14 +13,24 @@ const MAX: i64 = 100;
 /// The weighted score of each node in `nodes` (all of which passed the filters).
 pub fn score(pod: &Incoming, nodes: &[&NodeInfo], topology: &Topology) -> Vec<i64> {
     let taints = reverse(nodes.iter().map(|n| prefer_no_schedule(pod, n)).collect());
-    let affinity = by_max(nodes.iter().map(|n| preferred_node_affinity(pod, n)).collect());
+    let affinity = by_max(
+        nodes
+            .iter()
+            .map(|n| preferred_node_affinity(pod, n))
+            .collect(),
+    );
     let pod_affinity = min_max(
         nodes
             .iter()
             .map(|n| preferred_pod_affinity(n, topology))
             .collect(),
     );
-    let spread = reverse(nodes.iter().map(|n| spread_count(pod, n, topology)).collect());
+    let spread = reverse(
+        nodes
+            .iter()
+            .map(|n| spread_count(pod, n, topology))
+            .collect(),
+    );
     nodes
         .iter()
         .enumerate()
@@ -125,7 +135,10 @@ fn least_allocated(pod: &Incoming, node: &NodeInfo) -> i64 {
         node.non_zero.0 + pod.info.non_zero.0,
         facts.allocatable.milli_cpu,
     );
-    let memory = free(node.non_zero.1 + pod.info.non_zero.1, facts.allocatable.memory);
+    let memory = free(
+        node.non_zero.1 + pod.info.non_zero.1,
+        facts.allocatable.memory,
+    );
     (cpu + memory) / 2
 }
 
@@ -143,7 +156,10 @@ fn balanced_allocation(pod: &Incoming, node: &NodeInfo) -> i64 {
         node.non_zero.0 + pod.info.non_zero.0,
         facts.allocatable.milli_cpu,
     );
-    let memory = fraction(node.non_zero.1 + pod.info.non_zero.1, facts.allocatable.memory);
+    let memory = fraction(
+        node.non_zero.1 + pod.info.non_zero.1,
+        facts.allocatable.memory,
+    );
     // The standard deviation of two values is half their distance.
     let deviation = (cpu - memory).abs() / 2.0;
     ((1.0 - deviation) * MAX as f64) as i64
@@ -217,7 +233,11 @@ mod tests {
     }
 
     /// Schedule `p` on the best node of `cache` (every node fits) and place it there.
-    fn schedule(cache: &mut Cache, p: &Pod, services: Vec<std::collections::BTreeMap<String, String>>) -> String {
+    fn schedule(
+        cache: &mut Cache,
+        p: &Pod,
+        services: Vec<std::collections::BTreeMap<String, String>>,
+    ) -> String {
         let incoming = Incoming::new(p, services);
         let topology = Topology::new(&incoming, cache);
         let nodes: Vec<&NodeInfo> = cache.nodes.values().collect();
@@ -246,9 +266,24 @@ mod tests {
     fn replicas_of_one_owner_spread_across_nodes() {
         let mut cache = three_nodes();
         // Unrelated pods crowd n1 a little; the replicas still spread evenly.
-        cache.place(Arc::new(PodInfo::new(&pod("other", json!({}), json!({}), None))), "n1", false);
+        cache.place(
+            Arc::new(PodInfo::new(&pod("other", json!({}), json!({}), None))),
+            "n1",
+            false,
+        );
         let placed: Vec<String> = (0..6)
-            .map(|i| schedule(&mut cache, &pod(&format!("r{i}"), json!({"app": "web"}), json!({}), Some("rs-1")), vec![]))
+            .map(|i| {
+                schedule(
+                    &mut cache,
+                    &pod(
+                        &format!("r{i}"),
+                        json!({"app": "web"}),
+                        json!({}),
+                        Some("rs-1"),
+                    ),
+                    vec![],
+                )
+            })
             .collect();
         assert_eq!(spread_of(&placed), [2, 2, 2]);
     }
@@ -259,7 +294,13 @@ mod tests {
         let selector: std::collections::BTreeMap<String, String> =
             [("app".to_string(), "api".to_string())].into();
         let placed: Vec<String> = (0..6)
-            .map(|i| schedule(&mut cache, &pod(&format!("a{i}"), json!({"app": "api"}), json!({}), None), vec![selector.clone()]))
+            .map(|i| {
+                schedule(
+                    &mut cache,
+                    &pod(&format!("a{i}"), json!({"app": "api"}), json!({}), None),
+                    vec![selector.clone()],
+                )
+            })
             .collect();
         assert_eq!(spread_of(&placed), [2, 2, 2]);
     }
@@ -267,7 +308,11 @@ mod tests {
     #[test]
     fn preferences_steer_the_choice() {
         let mut cache = Cache::default();
-        cache.set_node(&node("soft", json!({}), json!([{"key": "k", "effect": "PreferNoSchedule"}])));
+        cache.set_node(&node(
+            "soft",
+            json!({}),
+            json!([{"key": "k", "effect": "PreferNoSchedule"}]),
+        ));
         cache.set_node(&node("ssd", json!({"disk": "ssd"}), json!([])));
         cache.set_node(&node("plain", json!({}), json!([])));
         let prefers_ssd = pod(
@@ -279,9 +324,21 @@ mod tests {
         );
         assert_eq!(schedule(&mut cache, &prefers_ssd, vec![]), "ssd");
         // Without preferences the PreferNoSchedule node loses to the emptier plain node.
-        assert_eq!(schedule(&mut cache, &pod("q", json!({}), json!({}), None), vec![]), "plain");
+        assert_eq!(
+            schedule(&mut cache, &pod("q", json!({}), json!({}), None), vec![]),
+            "plain"
+        );
         // Preferred pod affinity to app=cache follows the pod that has it.
-        cache.place(Arc::new(PodInfo::new(&pod("cache", json!({"app": "cache"}), json!({}), None))), "ssd", false);
+        cache.place(
+            Arc::new(PodInfo::new(&pod(
+                "cache",
+                json!({"app": "cache"}),
+                json!({}),
+                None,
+            ))),
+            "ssd",
+            false,
+        );
         let near_cache = pod(
             "near",
             json!({}),

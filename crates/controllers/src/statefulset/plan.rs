@@ -380,6 +380,19 @@ mod tests {
     }
 
     #[test]
+    fn on_delete_never_replaces_running_pods() {
+        let set = Settings {
+            rolling: false,
+            ..settings(2, false, 0)
+        };
+        let pods = [pod(0, "web-old", true), pod(1, "web-old", true)];
+        let refs: Vec<&Pod> = pods.iter().collect();
+        assert!(plan(&set, &refs, REVS).is_empty());
+        // A pod deleted by the user comes back from the update revision.
+        assert_eq!(plan(&set, &refs[..1], REVS), vec![create(1)]);
+    }
+
+    #[test]
     fn status_completes_when_all_updated_and_ready() {
         let set = settings(2, false, 0);
         let pods = [pod(0, "web-old", true), pod(1, "web-new", true)];

@@ -12,6 +12,7 @@
 
 mod crud;
 mod process_stats;
+mod schedule;
 mod stats;
 mod watch;
 
@@ -94,6 +95,9 @@ impl Report {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("schedule") {
+        return schedule::main().await;
+    }
     let args = Args::parse();
     let kubeconfig = Kubeconfig::read_from(&args.kubeconfig)?;
     let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
