@@ -154,7 +154,11 @@ pub async fn renew_lease(client: &Client, name: &str) {
 }
 
 /// Keep renewing the leases of `names` every `every` until the returned task is aborted.
-pub fn keep_leases(client: Client, names: Vec<String>, every: Duration) -> tokio::task::JoinHandle<()> {
+pub fn keep_leases(
+    client: Client,
+    names: Vec<String>,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             for name in &names {
@@ -175,10 +179,12 @@ pub async fn set_pod_running(client: &Client, ns: &str, name: &str, ready: bool,
     let containers: Vec<Value> = pod
         .spec
         .as_ref()
-        .map(|s| s.containers.iter().map(|c| json!({
+        .map(|s| {
+            s.containers.iter().map(|c| json!({
             "name": c.name, "image": c.image, "imageID": "", "ready": ready, "restartCount": 0,
             "started": true, "state": {"running": {"startedAt": now}},
-        })).collect())
+        })).collect()
+        })
         .unwrap_or_default();
     let status = json!({"status": {
         "phase": "Running",

@@ -222,7 +222,9 @@ fn migration_from_client_side_apply() {
 
 #[test]
 fn scale_label_annotate_and_dry_run_with_server_side_apply() {
-    let server = K3rs::start();
+    // Without the deployment controller, whose own managedFields entries
+    // (`kube-controller-manager`) would join kubectl's.
+    let server = K3rs::start_with(&["--disable-controller-manager"]);
     ok(server.kubectl_stdin(
         &["apply", "--server-side", "-f", "-"],
         &deployment(2, "registry.example/web:1"),

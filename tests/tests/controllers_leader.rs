@@ -38,7 +38,10 @@ async fn control_plane_leases_are_held_renewed_and_taken_over_after_restart() {
     }
     k.restart();
     let leases: Api<Lease> = Api::namespaced(k.client().await, "kube-system");
-    for (name, old) in ["kube-controller-manager", "kube-scheduler"].iter().zip(first) {
+    for (name, old) in ["kube-controller-manager", "kube-scheduler"]
+        .iter()
+        .zip(first)
+    {
         // Well inside the 15 s lease duration: the new run recognised its predecessor.
         let (identity, _) = eventually(Duration::from_secs(10), "takeover", || async {
             holder(&leases, name).await.filter(|(id, _)| *id != old)

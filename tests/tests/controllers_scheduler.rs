@@ -7,9 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k3rs_e2e::fake_nodes::{
-    add_ready_node, eventually, keep_leases, renew_lease, set_node_ready, NodeSpec,
-};
+use k3rs_e2e::fake_nodes::{add_ready_node, eventually, keep_leases, set_node_ready, NodeSpec};
 use k3rs_e2e::{ok, K3rs};
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
 use kube::api::{Api, DeleteParams, PostParams};
@@ -77,33 +75,10 @@ async fn wait_unschedulable(client: &Client, name: &str) -> String {
 /// Add ready nodes and keep their leases fresh for the rest of the test.
 async fn add_nodes(client: &Client, specs: &[NodeSpec]) -> tokio::task::JoinHandle<()> {
     for spec in specs {
-        add_node(client, spec).await;
+        add_ready_node(client, spec).await;
     }
     let names = specs.iter().map(|s| s.name.clone()).collect();
     keep_leases(client.clone(), names, Duration::from_secs(5))
-}
-
-/// `add_ready_node`, retrying its status write: the API server currently answers a merge
-/// patch that races with another writer of the node (node IPAM setting `podCIDR`) with a
-/// 409 instead of retrying it, and the harness unwraps that.
-async fn add_node(client: &Client, spec: &NodeSpec) {
-    let (c, s) = (client.clone(), spec.clone());
-    if tokio::spawn(async move { add_ready_node(&c, &s).await })
-        .await
-        .is_ok()
-    {
-        return;
-    }
-    for _ in 0..20 {
-        let (c, s) = (client.clone(), spec.clone());
-        let status = tokio::spawn(async move { set_node_ready(&c, &s.name, &s, true).await });
-        if status.await.is_ok() {
-            renew_lease(client, &spec.name).await;
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("could not mark node {} ready", spec.name);
 }
 
 fn gpu_taint() -> Value {
@@ -261,18 +236,7 @@ async fn unschedulable_pod_is_reported_then_bound_when_a_node_fits() {
     }))
     .unwrap();
     nodes.create(&PostParams::default(), &node).await.unwrap();
-    let (c, d) = (client.clone(), down.clone());
-    // Retried for the same reason as in `add_node`.
-    for _ in 0..20 {
-        let (c, d) = (c.clone(), d.clone());
-        if tokio::spawn(async move { set_node_ready(&c, "down", &d, false).await })
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    set_node_ready(&client, "down", &down, false).await;
     for i in 0..6 {
         create_pod(&client, &format!("small-{i}"), json!({}), requesting("10m")).await;
     }

@@ -316,7 +316,13 @@ fn parse_duration(v: &str) -> Option<Duration> {
 }
 
 /// A client of this server's API authenticated by a fresh client certificate for `user`.
-async fn local_client(pki: &Pki, port: u16, user: &str, groups: &[&str]) -> Result<kube::Client> {
+async fn local_client(
+    pki: &Pki,
+    port: u16,
+    component: &str,
+    user: &str,
+    groups: &[&str],
+) -> Result<kube::Client> {
     let (cert, key) = pki
         .issue_client_cert(user, groups)
         .with_context(|| format!("client certificate for {user}"))?;
@@ -327,9 +333,16 @@ async fn local_client(pki: &Pki, port: u16, user: &str, groups: &[&str]) -> Resu
         &key,
     );
     let kubeconfig = kube::config::Kubeconfig::from_yaml(&yaml).context("in-process kubeconfig")?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
         .context("in-process kubeconfig")?;
+    // The API server names a writer's managedFields entries after its User-Agent, as
+    // upstream's components show up as `kube-controller-manager` and `kube-scheduler`.
+    let agent = format!("{component}/v1.33.5+k3rs1");
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_str(&agent).context("user agent")?,
+    ));
     kube::Client::try_from(config).context("in-process API client")
 }
 
@@ -346,11 +359,13 @@ async fn start_control_plane(
     let controller_client = local_client(
         pki,
         port,
+        "kube-controller-manager",
         "system:kube-controller-manager",
         &["system:masters"],
     )
     .await?;
-    let scheduler_client = local_client(pki, port, "system:kube-scheduler", &[]).await?;
+    let scheduler_client =
+        local_client(pki, port, "kube-scheduler", "system:kube-scheduler", &[]).await?;
     let config = k3rs_controllers::Config {
         controller_client,
         scheduler_client,

@@ -5,15 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k3rs_core::ClusterConfig;
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod};
-use kube::runtime::events::{Event, EventType, Reporter};
+use kube::runtime::events::{Event, EventType};
 use kube::runtime::watcher;
 use kube::{Api, Client};
 use tracing::debug;
 
+pub use crate::events::Recorder;
+use crate::events::Series;
 use crate::informer::Informer;
 use crate::Options;
 
@@ -73,65 +72,12 @@ impl Context {
     /// An event recorder reporting as `controller` (e.g. `deployment-controller`,
     /// `default-scheduler`), the `From` column of `kubectl describe`.
     pub fn recorder(&self, controller: &str) -> Recorder {
-        Recorder {
-            client: self.client.clone(),
-            reporter: Reporter {
-                controller: controller.to_string(),
-                instance: Some(self.instance.clone()),
-            },
-            series: self.series.clone(),
-        }
-    }
-}
-
-type Series = Arc<Mutex<HashMap<String, kube::runtime::events::Recorder>>>;
-
-/// Records events like client-go's recorder: repeats of the same event (same object,
-/// reason and message) become one Event whose count grows, while different messages are
-/// different Events. kube-runtime's recorder keys its series without the message, so
-/// "Created pod: a" and then "Created pod: b" would show as the first one twice; here each
-/// distinct message gets its own kube-runtime recorder and so its own series.
-#[derive(Clone)]
-pub struct Recorder {
-    client: Client,
-    reporter: Reporter,
-    series: Series,
-}
-
-/// Distinct event series remembered before the table is cleared (kube-runtime also
-/// forgets a series after a few minutes).
-const MAX_SERIES: usize = 4096;
-
-impl Recorder {
-    pub async fn publish(
-        &self,
-        event: &Event,
-        regarding: &ObjectReference,
-    ) -> Result<(), kube::Error> {
-        let key = format!(
-            "{}\0{}\0{}\0{}\0{}",
-            self.reporter.controller,
-            regarding.uid.as_deref().unwrap_or_default(),
-            regarding.name.as_deref().unwrap_or_default(),
-            event.reason,
-            event.note.as_deref().unwrap_or_default(),
-        );
-        let recorder = {
-            let mut series = self.series.lock().expect("event series lock");
-            if series.len() >= MAX_SERIES && !series.contains_key(&key) {
-                series.clear();
-            }
-            series
-                .entry(key)
-                .or_insert_with(|| {
-                    kube::runtime::events::Recorder::new(
-                        self.client.clone(),
-                        self.reporter.clone(),
-                    )
-                })
-                .clone()
-        };
-        recorder.publish(event, regarding).await
+        Recorder::new(
+            self.client.clone(),
+            controller,
+            &self.instance,
+            self.series.clone(),
+        )
     }
 }
 

@@ -142,7 +142,7 @@ async fn server_side_apply(ctx: &Ctx, body: &Bytes) -> Result<Response> {
         }
     }
     // A resourceVersion in the applied configuration is a precondition; write_existing
-    // hands `apply` the current object without one, so none is implied otherwise.
+    // hands `apply` the current object with an empty one, so none is implied otherwise.
     write_existing(ctx, Ownership::SetByApply, |old| {
         super::apply::apply(
             def,
@@ -213,12 +213,13 @@ async fn write_existing(
         let old_rv = object::meta_str(&old, "resourceVersion")
             .unwrap_or_default()
             .to_string();
-        // The change is computed from the current object without its resourceVersion, so
-        // that a resourceVersion in the result can only have come from the request: that
+        // The change is computed from the current object with an empty resourceVersion,
+        // so that a non-empty one in the result can only have come from the request: that
         // is the client's precondition. A PATCH that does not name one must be retried on
-        // a lost race, not answered with 409.
+        // a lost race, not answered with 409. (Emptied rather than removed: JSON patches
+        // such as kubectl's managedFields upgrade `replace` the field, which must exist.)
         let mut current = old.clone();
-        object::meta_mut(&mut current).remove("resourceVersion");
+        object::set_str(&mut current, "resourceVersion", "");
         let mut new = change(&current)?;
         let precondition = object::meta_str(&new, "resourceVersion")
             .filter(|rv| !rv.is_empty())
@@ -361,7 +362,10 @@ pub async fn finalize(ctx: &Ctx, body: Bytes) -> Result<Response> {
             return Ok(json_response(StatusCode::OK, &new, &[]));
         }
         let written = if done {
-            ctx.state.store.delete(def, None, name, Some(expected)).await
+            ctx.state
+                .store
+                .delete(def, None, name, Some(expected))
+                .await
         } else {
             ctx.state.store.update(def, None, &new, expected).await
         };

@@ -26,6 +26,7 @@ use std::fmt::Debug;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use crate::context::Recorder;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{Node as CoreNode, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -33,7 +34,6 @@ use kube::api::{
     DeleteParams, DynamicObject, PartialObjectMeta, Patch, PatchParams, Preconditions,
 };
 use kube::discovery::ApiResource;
-use crate::context::Recorder;
 use kube::runtime::reflector::{Lookup, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;

@@ -35,9 +35,7 @@ impl EventSink {
         let (tx, mut rx) = mpsc::unbounded_channel::<Pending>();
         let queued = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
         let drain = queued.for_each_concurrent(CONCURRENCY, move |event| {
-            // A fresh recorder per event: kube's recorder folds every later event with
-            // the same reason into a series of the first one, which would hide the
-            // messages ("Scaled up replica set ... from 1 to 2") kubectl describe shows.
+            // Recorders share the term's series table, so cloning one per event is cheap.
             let recorder = ctx.recorder(controller);
             async move {
                 context::publish(

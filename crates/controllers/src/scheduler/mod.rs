@@ -30,7 +30,6 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod, Service};
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use crate::context::Recorder;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::Resource;
@@ -38,7 +37,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, info, warn};
 
-use crate::context::{publish, Context};
+use crate::context::{publish, Context, Recorder};
 use crate::error::is_not_found;
 use crate::{Error, Result};
 use cache::{pod_key, Cache, PodInfo};
@@ -249,12 +248,9 @@ impl Scheduler {
         self.cache.place(incoming.info.clone(), &node, true);
         self.queue.remove(&key);
         debug!(pod = %key, node = %node, "scheduled");
-        // A fresh recorder: `Scheduled` happens once per pod, so the shared recorder's
-        // cache (kept to count repeats of an event) would only hold every pod's event
-        // for minutes.
         tokio::spawn(bind(
             self.ctx.client.clone(),
-            self.ctx.recorder(SCHEDULER_NAME),
+            self.recorder.clone(),
             pod,
             node,
             permit,
