@@ -76,7 +76,8 @@ fn custom_resources_with_kubectl_1_32() {
 
 #[test]
 fn server_side_apply_and_patches_with_kubectl_1_32() {
-    let server = K3rs::start();
+    // No garbage collector: the orphan finalizer recorded at the end must stay visible.
+    let server = K3rs::start_with(&["--disable-controller-manager"]);
     let deploy = |image: &str, replicas: u32| {
         format!(
             "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      containers:\n      - {{name: web, image: \"{image}\", ports: [{{containerPort: 80}}]}}\n"

@@ -1,3 +1,6 @@
+//! The error type of the control loops, and helpers to tell a missing object or a lost
+//! race (both usually harmless for a reconcile) from a real failure.
+
 use thiserror::Error;
 
 /// What can stop a controller or a reconcile.
