@@ -15,6 +15,7 @@ pub mod error;
 pub mod events;
 pub mod informer;
 pub mod leader;
+pub mod matching;
 pub mod pod_control;
 
 pub mod cronjob;

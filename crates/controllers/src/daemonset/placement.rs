@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     Affinity, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod,
-    PodSpec, Taint, Toleration,
+    PodSpec, Toleration,
 };
 
 /// Where a daemon pod may be: `should_run` means a pod should be created there;
@@ -122,10 +122,11 @@ pub fn placement(spec: &PodSpec, node: &Node) -> Placement {
         .and_then(|s| s.taints.as_deref())
         .unwrap_or_default();
     let untolerated = |effect: &str| {
-        taints
-            .iter()
-            .filter(|t| t.effect == effect)
-            .any(|t| !tolerations.iter().any(|tol| tolerates(tol, t)))
+        taints.iter().filter(|t| t.effect == effect).any(|t| {
+            !tolerations
+                .iter()
+                .any(|tol| crate::matching::tolerates(tol, t))
+        })
     };
     let evicting = untolerated("NoExecute");
     Placement {
@@ -158,69 +159,7 @@ fn required_affinity_matches(
     else {
         return true;
     };
-    // Terms are ORed; within a term every requirement must hold; an empty term matches
-    // nothing.
-    selector.node_selector_terms.iter().any(|term| {
-        let expressions = term.match_expressions.as_deref().unwrap_or_default();
-        let fields = term.match_fields.as_deref().unwrap_or_default();
-        (!expressions.is_empty() || !fields.is_empty())
-            && expressions
-                .iter()
-                .all(|r| requirement_matches(r, labels.get(&r.key).map(String::as_str)))
-            && fields.iter().all(|r| {
-                let value = (r.key == "metadata.name").then_some(node_name);
-                requirement_matches(r, value)
-            })
-    })
-}
-
-fn requirement_matches(req: &NodeSelectorRequirement, value: Option<&str>) -> bool {
-    let values = req.values.as_deref().unwrap_or_default();
-    let number = |s: &str| s.parse::<i64>().ok();
-    match req.operator.as_str() {
-        "In" => value.is_some_and(|v| values.iter().any(|x| x == v)),
-        "NotIn" => !value.is_some_and(|v| values.iter().any(|x| x == v)),
-        "Exists" => value.is_some(),
-        "DoesNotExist" => value.is_none(),
-        "Gt" | "Lt" => {
-            let (Some(have), Some(bound)) = (
-                value.and_then(number),
-                values.first().and_then(|b| number(b)),
-            ) else {
-                return false;
-            };
-            if req.operator == "Gt" {
-                have > bound
-            } else {
-                have < bound
-            }
-        }
-        _ => false,
-    }
-}
-
-/// Upstream's `Toleration.ToleratesTaint`.
-fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
-    if toleration
-        .effect
-        .as_deref()
-        .is_some_and(|e| !e.is_empty() && e != taint.effect)
-    {
-        return false;
-    }
-    let key = toleration.key.as_deref().unwrap_or_default();
-    if !key.is_empty() && key != taint.key {
-        return false;
-    }
-    match toleration.operator.as_deref().unwrap_or("Equal") {
-        "Exists" => true,
-        "Equal" | "" => {
-            !key.is_empty()
-                && toleration.value.as_deref().unwrap_or_default()
-                    == taint.value.as_deref().unwrap_or_default()
-        }
-        _ => false,
-    }
+    crate::matching::node_selector_matches(&selector.node_selector_terms, node_name, labels)
 }
 
 #[cfg(test)]

@@ -8,25 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 /// that must not select everything check [`is_empty`] first).
 pub fn matches(selector: &LabelSelector, labels: Option<&BTreeMap<String, String>>) -> bool {
     let empty = BTreeMap::new();
-    let labels = labels.unwrap_or(&empty);
-    let labels_match = selector
-        .match_labels
-        .iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
-    labels_match
-        && selector.match_expressions.iter().flatten().all(|expr| {
-            let values = expr.values.as_deref().unwrap_or_default();
-            let value = labels.get(&expr.key);
-            match expr.operator.as_str() {
-                "In" => value.is_some_and(|v| values.contains(v)),
-                "NotIn" => value.is_none_or(|v| !values.contains(v)),
-                "Exists" => value.is_some(),
-                "DoesNotExist" => value.is_none(),
-                // An operator the API should have rejected selects nothing.
-                _ => false,
-            }
-        })
+    crate::matching::selector_matches(selector, labels.unwrap_or(&empty))
 }
 
 /// A selector without requirements.

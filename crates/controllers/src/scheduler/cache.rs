@@ -13,8 +13,8 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{Node, Pod, PodAffinityTerm, Taint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
-use super::matching::selector_matches;
 use super::resources::{node_allocatable, non_zero_requests, pod_requests, Resources};
+use crate::matching::selector_matches;
 use crate::pod_control::controller_ref;
 
 pub const NOT_READY_TAINT: &str = "node.kubernetes.io/not-ready";

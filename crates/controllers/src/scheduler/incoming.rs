@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use super::cache::{AffinityTerm, Cache, NodeInfo, PodInfo};
-use super::matching::{node_selector_matches, selector_matches};
+use crate::matching::{node_selector_matches, selector_matches};
 
 pub const ZONE_KEY: &str = "topology.kubernetes.io/zone";
 

@@ -16,7 +16,6 @@
 
 mod cache;
 mod incoming;
-mod matching;
 mod predicates;
 mod queue;
 mod resources;

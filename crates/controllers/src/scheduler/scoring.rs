@@ -6,7 +6,7 @@
 
 use super::cache::NodeInfo;
 use super::incoming::{Incoming, Topology, ZONE_KEY};
-use super::matching::{node_term_matches, tolerates};
+use crate::matching::{node_term_matches, tolerates};
 
 const MAX: i64 = 100;
 

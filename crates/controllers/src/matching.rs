@@ -1,6 +1,7 @@
-//! The matching rules the filters and scores are built from: label selectors, node
-//! selector terms (node affinity), and tolerations against taints. Pure functions over
-//! API types, no scheduler state.
+//! The matching rules several controllers share: label selectors, node selector terms
+//! (node affinity), and tolerations against taints. The scheduler filters and scores with
+//! them, the DaemonSet controller decides eligibility with them, and the workload
+//! controllers select their pods with them. Pure functions over API types.
 
 use std::collections::BTreeMap;
 
