@@ -51,6 +51,18 @@ pub fn decode_object(headers: &HeaderMap, body: &Bytes) -> Result<Value> {
 pub enum Render {
     Object,
     Table,
+    /// `meta.k8s.io/v1` PartialObjectMetadata(List): only the metadata of each object, as
+    /// metadata-only informers (the garbage collector's) ask for.
+    Metadata,
+}
+
+/// An object reduced to its metadata, as `PartialObjectMetadata`.
+pub fn partial_metadata(object: &serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": object.get("metadata").cloned().unwrap_or_else(|| serde_json::json!({})),
+    })
 }
 
 /// Reads `Accept`: a Table is sent only when the client lists `as=Table` for meta.k8s.io.
@@ -68,7 +80,13 @@ pub fn negotiate(headers: &HeaderMap) -> Result<Render> {
         if is_table && (media == "application/json" || media == "*/*") {
             return Ok(Render::Table);
         }
+        let is_metadata = params.contains(&"as=PartialObjectMetadata")
+            || params.contains(&"as=PartialObjectMetadataList");
+        if is_metadata && (media == "application/json" || media == "*/*") {
+            return Ok(Render::Metadata);
+        }
         if !is_table
+            && !is_metadata
             && matches!(
                 media,
                 "application/json" | "*/*" | "application/*" | "application/yaml"
@@ -116,6 +134,13 @@ mod tests {
 
     #[test]
     fn kubectl_table_accept() {
+        assert_eq!(
+            negotiate(&headers(
+                "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+            ))
+            .unwrap(),
+            Render::Metadata
+        );
         let h = headers("application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json");
         assert_eq!(negotiate(&h).unwrap(), Render::Table);
         assert_eq!(

@@ -72,6 +72,7 @@ impl Encoder {
                 }
                 table
             }
+            Render::Metadata if kind != "ERROR" => crate::content::partial_metadata(&object),
             _ => object,
         };
         let mut line = serde_json::to_vec(&json!({"type": kind, "object": object}))

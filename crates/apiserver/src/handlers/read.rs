@@ -136,6 +136,18 @@ pub async fn list(ctx: &Ctx) -> Result<Response> {
     ))
 }
 
+/// A list's `metadata`: its revision, and where paging goes on.
+fn list_meta(rv: &str, continue_token: Option<String>, remaining: Option<i64>) -> Value {
+    let mut meta = json!({"resourceVersion": rv});
+    if let Some(token) = continue_token {
+        meta["continue"] = json!(token);
+    }
+    if let Some(r) = remaining.filter(|r| *r > 0) {
+        meta["remainingItemCount"] = json!(r);
+    }
+    meta
+}
+
 /// A single object, a list, or a Table of either, as negotiated.
 fn render(
     ctx: &Ctx,
@@ -164,19 +176,22 @@ fn render(
             &ctx.params.include_object,
             chrono::Utc::now(),
         ),
+        (Render::Metadata, false) => items
+            .first()
+            .map(crate::content::partial_metadata)
+            .unwrap_or(Value::Null),
+        (Render::Metadata, true) => json!({
+            "kind": "PartialObjectMetadataList",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": list_meta(rv, continue_token, remaining),
+            "items": items.iter().map(crate::content::partial_metadata).collect::<Vec<_>>(),
+        }),
         (Render::Object, false) => items.into_iter().next().unwrap_or(Value::Null),
         (Render::Object, true) => {
-            let mut meta = json!({"resourceVersion": rv});
-            if let Some(token) = continue_token {
-                meta["continue"] = json!(token);
-            }
-            if let Some(r) = remaining.filter(|r| *r > 0) {
-                meta["remainingItemCount"] = json!(r);
-            }
             json!({
                 "kind": ctx.def.list_kind(),
                 "apiVersion": ctx.def.api_version(),
-                "metadata": meta,
+                "metadata": list_meta(rv, continue_token, remaining),
                 "items": items,
             })
         }
