@@ -188,38 +188,10 @@ fn mount_token(spec: &mut Map<String, Value>, suffix: &str) {
     }
 }
 
-/// A resource quantity as a number (`100m` = 0.1, `1Gi` = 2^30), for comparisons.
-fn quantity(text: &str) -> Option<f64> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
-        .unwrap_or(text.len());
-    let (number, suffix) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let factor = match suffix {
-        "" => 1.0,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        "E" => 1e18,
-        "Ki" => 1024.0,
-        "Mi" => 1024.0 * 1024.0,
-        "Gi" => 1024.0 * 1024.0 * 1024.0,
-        "Ti" => 1024f64.powi(4),
-        "Pi" => 1024f64.powi(5),
-        "Ei" => 1024f64.powi(6),
-        _ => return None,
-    };
-    Some(number * factor)
-}
-
 fn quantity_of(resources: &Value, kind: &str, name: &str) -> Option<f64> {
     let v = resources.get(kind)?.get(name)?;
     match v {
-        Value::String(s) => quantity(s),
+        Value::String(s) => k3rs_core::quantity::parse(s),
         other => other.as_f64(),
     }
 }
@@ -572,7 +544,7 @@ mod tests {
             qos_class(&pod(json!({"limits": {"cpu": "1"}}))),
             "Burstable"
         );
-        assert_eq!(quantity("1.5Ki"), Some(1536.0));
+        assert_eq!(k3rs_core::quantity::parse("1.5Ki"), Some(1536.0));
     }
 
     #[test]

@@ -170,35 +170,7 @@ pub fn parse_units(quantity: &str) -> Option<i64> {
 }
 
 fn parse_scaled(quantity: &str, scale: f64) -> Option<i64> {
-    let quantity = quantity.trim();
-    let split = quantity
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
-        .unwrap_or(quantity.len());
-    let (number, suffix) = quantity.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let multiplier = match suffix {
-        "" => 1.0,
-        "n" => 1e-9,
-        "u" => 1e-6,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        "E" => 1e18,
-        "Ki" => 1024.0,
-        "Mi" => 1024f64.powi(2),
-        "Gi" => 1024f64.powi(3),
-        "Ti" => 1024f64.powi(4),
-        "Pi" => 1024f64.powi(5),
-        "Ei" => 1024f64.powi(6),
-        exponent if exponent.starts_with(['e', 'E']) => {
-            10f64.powi(exponent[1..].parse::<i32>().ok()?)
-        }
-        _ => return None,
-    };
-    let value = number * multiplier * scale;
+    let value = k3rs_core::quantity::parse(quantity)? * scale;
     // Round away tiny floating-point noise before rounding up (0.1 * 1000 = 100.00000000000001).
     let rounded = (value * 1e6).round() / 1e6;
     Some(rounded.ceil() as i64)
