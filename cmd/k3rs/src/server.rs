@@ -410,6 +410,11 @@ pub async fn run(settings: Settings) -> Result<()> {
         .await
         .context("datastore")?;
     let shutdown = Shutdown::new();
+    // Upstream's kube-apiserver-kubelet-client identity: kubelets authorize it through
+    // RBAC's system:kubelet-api-admin role.
+    let (kubelet_client_cert_pem, kubelet_client_key_pem) = pki
+        .issue_client_cert("kube-apiserver-kubelet-client", &["system:masters"])
+        .context("kubelet client certificate")?;
     let config = k3rs_apiserver::Config {
         listen: SocketAddr::new(settings.bind_address, settings.https_port),
         advertise: SocketAddr::new(settings.advertise_address, settings.https_port),
@@ -419,6 +424,8 @@ pub async fn run(settings: Settings) -> Result<()> {
         store: store.clone(),
         server_ca_pem: pki.server_ca_pem.clone(),
         service_account_key_pem: pki.service_account_key_pem.clone(),
+        kubelet_client_cert_pem,
+        kubelet_client_key_pem,
     };
     let server = k3rs_apiserver::Server::bind(config, shutdown.clone()).await?;
     let port = server.local_addr().port();

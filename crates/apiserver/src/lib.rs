@@ -62,6 +62,10 @@ pub struct Config {
     pub server_ca_pem: String,
     /// PKCS#8 ECDSA P-256 key that signs service-account tokens.
     pub service_account_key_pem: String,
+    /// Client certificate and key (PEM) the API server presents to kubelets when it
+    /// proxies `pods/log`, `pods/exec`, `pods/attach` and `pods/portforward`.
+    pub kubelet_client_cert_pem: String,
+    pub kubelet_client_key_pem: String,
 }
 
 /// Shared by every request handler.

@@ -1512,8 +1512,10 @@ fn cluster_role_bindings() -> Vec<Value> {
                 Who::Group("system:unauthenticated"),
             ],
         ),
-        // Upstream grants nodes through the Node authorizer; the binding exists, empty.
-        cluster_role_binding("system:node", "system:node", &[]),
+        // Upstream narrows nodes further with the Node authorizer (a kubelet may only read
+        // what its own pods use); k3rs has no Node authorizer yet, so the group gets the
+        // role, as Kubernetes did before 1.8.
+        cluster_role_binding("system:node", "system:node", &[Who::Group("system:nodes")]),
         cluster_role_binding(
             "system:node-proxier",
             "system:node-proxier",

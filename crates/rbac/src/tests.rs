@@ -1011,8 +1011,8 @@ fn bootstrap_default_bindings() {
         "get",
         "/openid/v1/jwks"
     ));
-    // Nodes are authorized by the Node authorizer upstream; RBAC binds nobody to system:node.
-    assert!(!can(
+    // Kubelets (group system:nodes) get the system:node role.
+    assert!(can(
         &policy,
         "system:node:n1",
         &groups(&["system:nodes"]),
