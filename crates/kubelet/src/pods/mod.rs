@@ -1,5 +1,6 @@
 //! Running the pods bound to this node.
 
+pub mod backoff;
 pub mod dns;
 pub mod env;
 pub mod probe;

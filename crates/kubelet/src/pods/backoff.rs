@@ -1,0 +1,1 @@
+//! Container restart back-off (stub; being written).
