@@ -4,6 +4,7 @@
 //! Every process is killed by its process id when the handle is dropped, so a failing
 //! test leaves nothing running.
 
+pub mod agent;
 pub mod fake_nodes;
 
 use std::net::TcpListener;
@@ -56,6 +57,8 @@ pub struct K3rs {
     pub port: u16,
     pub kubeconfig: PathBuf,
     extra_args: Vec<String>,
+    /// Run the agent (kubelet + containerd); most API tests start with `--disable-agent`.
+    agent: bool,
 }
 
 impl K3rs {
@@ -80,6 +83,7 @@ impl K3rs {
             kubeconfig,
             dir,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            agent: false,
         };
         server.spawn();
         server
@@ -87,6 +91,29 @@ impl K3rs {
 
     pub fn start() -> K3rs {
         Self::start_with(&[])
+    }
+
+    /// Start a server that also runs the agent on its own node, with default flags plus
+    /// `extra`; `prepare(dir, data_dir)` runs before the process starts (to put air-gap
+    /// images in place). Agent tests use `agent::AgentServer`, which wraps this with the
+    /// agent lock, the test images and the teardown of what the node leaves behind.
+    pub fn start_agent(extra: &[&str], prepare: impl FnOnce(&Path, &Path)) -> K3rs {
+        let dir = tempfile::Builder::new()
+            .prefix("k3rs-e2e-")
+            .tempdir()
+            .unwrap();
+        let kubeconfig = dir.path().join("kubeconfig.yaml");
+        let mut server = K3rs {
+            child: None,
+            port: free_port(),
+            kubeconfig,
+            dir,
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            agent: true,
+        };
+        prepare(server.dir.path(), &server.data_dir());
+        server.spawn();
+        server
     }
 
     /// The command line used for this server (without the binary).
@@ -109,6 +136,9 @@ impl K3rs {
             "--config".into(),
             self.dir.path().join("config.yaml").display().to_string(),
         ];
+        if !self.agent {
+            args.push("--disable-agent".into());
+        }
         args.extend(self.extra_args.iter().cloned());
         args
     }

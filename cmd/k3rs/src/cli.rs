@@ -95,4 +95,40 @@ pub struct ServerArgs {
     /// Do not run the scheduler.
     #[arg(long, env = "K3RS_DISABLE_SCHEDULER", action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
     pub disable_scheduler: bool,
+    /// Do not run the agent (kubelet, container runtime) on this server.
+    #[arg(long, env = "K3RS_DISABLE_AGENT", action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
+    pub disable_agent: bool,
+    #[command(flatten)]
+    pub agent: AgentArgs,
+}
+
+/// Flags of the node agent, shared by `k3rs server` (unless --disable-agent) and `k3rs agent`.
+#[derive(Debug, Clone, Args)]
+pub struct AgentArgs {
+    /// External IP address of this node (repeatable).
+    #[arg(
+        long,
+        env = "K3RS_NODE_EXTERNAL_IP",
+        value_name = "IP",
+        value_delimiter = ','
+    )]
+    pub node_external_ip: Vec<String>,
+    /// Label to register the node with, as KEY=VALUE (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub node_label: Vec<String>,
+    /// Taint to register the node with, as KEY[=VALUE]:EFFECT (repeatable).
+    #[arg(long, value_name = "KEY[=VALUE]:EFFECT")]
+    pub node_taint: Vec<String>,
+    /// Image of the pod sandbox (pause) container.
+    #[arg(long, env = "K3RS_PAUSE_IMAGE", value_name = "IMAGE")]
+    pub pause_image: Option<String>,
+    /// Use this CRI socket instead of the containerd k3rs supervises.
+    #[arg(long, env = "K3RS_CONTAINER_RUNTIME_ENDPOINT", value_name = "SOCKET")]
+    pub container_runtime_endpoint: Option<String>,
+    /// Customized flag for the kubelet, as KEY=VALUE (repeatable), e.g. `port=10250`.
+    #[arg(long = "kubelet-arg", value_name = "KEY=VALUE")]
+    pub kubelet_arg: Vec<String>,
+    /// Pod network backend: vxlan (default), host-gw or none (no CNI config is written).
+    #[arg(long, env = "K3RS_FLANNEL_BACKEND", value_name = "BACKEND")]
+    pub flannel_backend: Option<String>,
 }

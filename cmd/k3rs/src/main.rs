@@ -1,6 +1,7 @@
 //! The `k3rs` binary: parses flags (command line, `K3RS_*` environment, config file),
 //! sets up logging and hands over to the component libraries.
 
+mod agent;
 mod cli;
 mod config_file;
 mod server;

@@ -33,6 +33,8 @@ pub struct Settings {
     pub controllers: k3rs_controllers::Options,
     pub disable_controller_manager: bool,
     pub disable_scheduler: bool,
+    /// `None` with `--disable-agent`.
+    pub agent: Option<crate::agent::AgentSettings>,
 }
 
 fn parse_ip(flag: &str, value: &str) -> Result<IpAddr> {
@@ -205,6 +207,10 @@ impl Settings {
             controllers: controller_options(&args.kube_controller_manager_arg)?,
             disable_controller_manager: args.disable_controller_manager,
             disable_scheduler: args.disable_scheduler,
+            agent: match args.disable_agent {
+                true => None,
+                false => Some(crate::agent::AgentSettings::from_args(&args.agent)?),
+            },
             cluster: ClusterConfig {
                 cluster_cidr,
                 service_cidr,
@@ -316,7 +322,7 @@ fn parse_duration(v: &str) -> Option<Duration> {
 }
 
 /// A client of this server's API authenticated by a fresh client certificate for `user`.
-async fn local_client(
+pub async fn local_client(
     pki: &Pki,
     port: u16,
     component: &str,
@@ -451,12 +457,33 @@ pub async fn run(settings: Settings) -> Result<()> {
     if !(settings.disable_controller_manager && settings.disable_scheduler) {
         start_control_plane(&settings, &pki, port, shutdown.clone()).await?;
     }
+    let mut agent_task = None;
+    if let Some(agent) = &settings.agent {
+        let node = crate::agent::LocalNode {
+            pki: &pki,
+            api_port: port,
+            data_dir: &settings.data_dir,
+            node_name: &settings.node_name,
+            node_ips: &settings.node_ips,
+            cluster: &settings.cluster,
+        };
+        agent_task = Some(crate::agent::start_local(agent, node, shutdown.clone()).await?);
+    }
     let signal_shutdown = shutdown.clone();
     tokio::spawn(async move {
         termination_signal().await;
         signal_shutdown.trigger();
     });
     let served = server.run().await;
+    // The agent stops containerd (never the containers) on the way out.
+    if let Some(task) = agent_task {
+        if tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .is_err()
+        {
+            warn!("agent did not stop in time");
+        }
+    }
     if let Err(err) =
         tokio::time::timeout(Duration::from_secs(5), k3rs_store::Backend::close(&*store)).await
     {

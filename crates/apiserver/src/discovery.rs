@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 /// client matching this minor version.
 pub const KUBE_MAJOR: &str = "1";
 pub const KUBE_MINOR: &str = "33";
-pub const KUBE_GIT_VERSION: &str = "v1.33.5+k3rs1";
+pub const KUBE_GIT_VERSION: &str = k3rs_core::KUBE_GIT_VERSION;
 
 pub fn version() -> Value {
     json!({
@@ -126,13 +126,17 @@ pub fn resource_list(resources: &[Arc<ResourceDef>], group: &str, version: &str)
             }));
         }
         if def.group.is_empty() && def.plural == "pods" {
-            for (name, group, kind) in [
-                ("pods/binding", "", "Binding"),
-                ("pods/eviction", "policy", "Eviction"),
+            for (name, group, kind, verbs) in [
+                ("pods/attach", "", "PodAttachOptions", &["create", "get"][..]),
+                ("pods/binding", "", "Binding", &["create"][..]),
+                ("pods/eviction", "policy", "Eviction", &["create"][..]),
+                ("pods/exec", "", "PodExecOptions", &["create", "get"][..]),
+                ("pods/log", "", "Pod", &["get"][..]),
+                ("pods/portforward", "", "PodPortForwardOptions", &["create", "get"][..]),
             ] {
                 entries.push(json!({
                     "name": name, "singularName": "", "namespaced": true,
-                    "group": group, "version": "v1", "kind": kind, "verbs": ["create"],
+                    "group": group, "version": "v1", "kind": kind, "verbs": verbs,
                 }));
             }
         }

@@ -17,6 +17,7 @@ mod discovery;
 mod error;
 mod filter;
 mod handlers;
+mod kubelet_proxy;
 mod object;
 mod openapi;
 mod patch;

@@ -14,3 +14,7 @@ pub mod shutdown;
 pub use cluster::ClusterConfig;
 pub use resource::{ResourceDef, Scope};
 pub use shutdown::Shutdown;
+
+/// The Kubernetes release k3rs implements, as the API server's `/version` and the
+/// kubelet's `nodeInfo.kubeletVersion` report it.
+pub const KUBE_GIT_VERSION: &str = "v1.33.5+k3rs1";

@@ -104,6 +104,12 @@ async fn run_inner(config: Config, shutdown: Shutdown) -> Result<()> {
     let runtime_version = cri.wait_ready(Duration::from_secs(30)).await?;
     info!(runtime = %runtime_version, socket = %socket.display(), "container runtime ready");
 
+    // Air-gap images first, so the first pods find them.
+    match images::import_present(&paths, &socket).await {
+        Ok(n) if n > 0 => info!(archives = n, "imported air-gap images"),
+        Ok(_) => {}
+        Err(err) => warn!(error = %err, "importing air-gap images"),
+    }
     tokio::spawn(
         images::run_import(paths.clone(), socket.clone(), shutdown.clone())
             .instrument(tracing::info_span!("images")),

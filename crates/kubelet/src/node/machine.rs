@@ -1,0 +1,157 @@
+//! Facts about this machine for the Node's status: capacity, nodeInfo, and the free
+//! memory, disk and PIDs the pressure conditions look at. Read from /proc, /sys and
+//! statvfs each time: cheap, and always current.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+/// Kubelet's default pod limit.
+pub const MAX_PODS: u32 = 110;
+
+fn read_trimmed(path: &str) -> String {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// A field of /proc/meminfo in bytes.
+fn meminfo(field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    meminfo_field(&text, field)
+}
+
+fn meminfo_field(text: &str, field: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(field)?.strip_prefix(':')?;
+        let kib: u64 = rest.split_whitespace().next()?.parse().ok()?;
+        Some(kib * 1024)
+    })
+}
+
+pub fn cpu_count() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+pub fn memory_total() -> u64 {
+    meminfo("MemTotal").unwrap_or(0)
+}
+
+pub fn memory_available() -> u64 {
+    meminfo("MemAvailable").unwrap_or(0)
+}
+
+/// (capacity, available) bytes of the filesystem holding `path`.
+pub fn filesystem(path: &Path) -> (u64, u64) {
+    match nix::sys::statvfs::statvfs(path) {
+        Ok(s) => {
+            let block = s.fragment_size() as u64;
+            (
+                s.blocks() as u64 * block,
+                s.blocks_available() as u64 * block,
+            )
+        }
+        Err(_) => (0, 0),
+    }
+}
+
+/// (limit, in use) of process IDs.
+pub fn pids() -> (u64, u64) {
+    let limit = read_trimmed("/proc/sys/kernel/pid_max")
+        .parse()
+        .unwrap_or(32768);
+    let used = std::fs::read_dir("/proc")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .bytes()
+                        .all(|b| b.is_ascii_digit())
+                })
+                .count() as u64
+        })
+        .unwrap_or(0);
+    (limit, used)
+}
+
+/// The Node's `status.capacity` (k3s reserves nothing, so allocatable is the same).
+pub fn capacity(data_dir: &Path) -> BTreeMap<String, Quantity> {
+    let (disk, _) = filesystem(data_dir);
+    let memory_kib = memory_total() / 1024;
+    BTreeMap::from([
+        ("cpu".to_string(), Quantity(cpu_count().to_string())),
+        ("memory".to_string(), Quantity(format!("{memory_kib}Ki"))),
+        ("pods".to_string(), Quantity(MAX_PODS.to_string())),
+        (
+            "ephemeral-storage".to_string(),
+            Quantity(format!("{}Ki", disk / 1024)),
+        ),
+        ("hugepages-1Gi".to_string(), Quantity("0".into())),
+        ("hugepages-2Mi".to_string(), Quantity("0".into())),
+    ])
+}
+
+/// Kubernetes' name for this CPU architecture.
+pub fn architecture() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "arm" => "arm",
+        "riscv64" => "riscv64",
+        "s390x" => "s390x",
+        "powerpc64" => "ppc64le",
+        other => other,
+    }
+}
+
+fn os_image() -> String {
+    let text = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+        .map(|v| v.trim_matches('"').to_string())
+        .unwrap_or_else(|| "Linux".into())
+}
+
+/// `status.nodeInfo`.
+pub fn node_info(runtime_version: &str) -> k8s_openapi::api::core::v1::NodeSystemInfo {
+    k8s_openapi::api::core::v1::NodeSystemInfo {
+        architecture: architecture().into(),
+        boot_id: read_trimmed("/proc/sys/kernel/random/boot_id"),
+        container_runtime_version: runtime_version.into(),
+        kernel_version: read_trimmed("/proc/sys/kernel/osrelease"),
+        kube_proxy_version: k3rs_core::KUBE_GIT_VERSION.into(),
+        kubelet_version: k3rs_core::KUBE_GIT_VERSION.into(),
+        machine_id: read_trimmed("/etc/machine-id"),
+        operating_system: "linux".into(),
+        os_image: os_image(),
+        system_uuid: read_trimmed("/sys/class/dmi/id/product_uuid"),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meminfo_fields_in_bytes() {
+        let text =
+            "MemTotal:       24596272 kB\nMemFree:        1000 kB\nMemAvailable:   2048 kB\n";
+        assert_eq!(meminfo_field(text, "MemTotal"), Some(24596272 * 1024));
+        assert_eq!(meminfo_field(text, "MemAvailable"), Some(2048 * 1024));
+        assert_eq!(meminfo_field(text, "Mem"), None);
+    }
+
+    #[test]
+    fn capacity_has_the_kubelet_resources() {
+        let c = capacity(Path::new("/"));
+        for key in ["cpu", "memory", "pods", "ephemeral-storage"] {
+            assert!(c.contains_key(key), "{key}");
+        }
+        assert_eq!(c["pods"].0, "110");
+    }
+}

@@ -1,0 +1,1161 @@
+//! One task per pod: brings the runtime in line with the pod's spec (sandbox, init
+//! containers in order, containers with restarts and back-off, probes), shuts it down
+//! gracefully when it is deleted, and writes its status whenever what it sees changes.
+//!
+//! The worker keeps almost no state of its own: each sync reloads what the runtime holds
+//! for the pod, so a restarted agent adopts running containers without special cases.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use chrono::{SecondsFormat, Utc};
+use k8s_openapi::api::core::v1::{Container, Pod};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use super::backoff::{Backoff, ContainerKey};
+use super::events::{container_field, Recorder};
+use super::probe::{self, ProbeKind, ProbeUpdate};
+use super::runtime_state::{ContainerRecord, PodRuntimeState};
+use super::spec;
+use super::status::{self, StatusInputs, Waiting};
+use super::{dns, env};
+use crate::cri::{api, Cri};
+use crate::volumes::{self, PodVolumes, VolumeContext};
+use crate::{Config, Error, Paths, Result};
+
+/// Volumes are refreshed this often (configMap/secret changes, token rotation).
+const VOLUME_REFRESH: Duration = Duration::from_secs(60);
+/// A pod is re-synced at least this often even without events.
+const RESYNC: Duration = Duration::from_secs(10);
+
+/// What every worker shares.
+pub struct Shared {
+    pub config: Config,
+    pub cri: Cri,
+    pub paths: Paths,
+    pub events: Recorder,
+    pub volumes: VolumeContext,
+    pub host_resolv_conf: String,
+    pub host_ips: Vec<String>,
+}
+
+pub enum Message {
+    Update(Box<Pod>),
+    /// The pod is gone from the API (force-deleted, or deleted while we were away).
+    Deleted,
+    /// The runtime's view of the pod changed (from the relist).
+    Relist,
+}
+
+enum Flow {
+    Continue,
+    Finished,
+}
+
+pub struct Worker {
+    shared: Arc<Shared>,
+    pod: Pod,
+    uid: String,
+    gone: bool,
+    volumes: Option<(PodVolumes, Instant)>,
+    sandbox_ips: HashMap<String, Vec<String>>,
+    probes: HashMap<String, JoinHandle<()>>,
+    readiness: HashMap<String, bool>,
+    started: HashMap<String, bool>,
+    liveness_failed: HashMap<String, String>,
+    waiting: HashMap<String, Waiting>,
+    messages: HashMap<String, String>,
+    backoff: Backoff,
+    /// The exited container instance each back-off step was taken for, by container name.
+    backoff_seen: HashMap<String, String>,
+    /// The back-off length shown in CrashLoopBackOff messages, by container name.
+    backoff_lengths: HashMap<String, Duration>,
+    last_status: Option<Value>,
+    wake_at: Option<Instant>,
+    probe_tx: mpsc::Sender<ProbeUpdate>,
+    probe_rx: mpsc::Receiver<ProbeUpdate>,
+}
+
+fn pod_key(pod: &Pod) -> String {
+    format!(
+        "{}/{}",
+        pod.metadata.namespace.as_deref().unwrap_or_default(),
+        pod.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
+fn restart_policy(pod: &Pod) -> &str {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.restart_policy.as_deref())
+        .unwrap_or("Always")
+}
+
+fn phase(pod: &Pod) -> &str {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("Pending")
+}
+
+fn is_terminal_phase(p: &str) -> bool {
+    p == "Succeeded" || p == "Failed"
+}
+
+fn grace_period(pod: &Pod) -> i64 {
+    pod.metadata
+        .deletion_grace_period_seconds
+        .or_else(|| {
+            pod.spec
+                .as_ref()
+                .and_then(|s| s.termination_grace_period_seconds)
+        })
+        .unwrap_or(30)
+        .max(0)
+}
+
+impl Worker {
+    pub fn new(shared: Arc<Shared>, pod: Pod) -> Worker {
+        let (probe_tx, probe_rx) = mpsc::channel(64);
+        Worker {
+            uid: pod.metadata.uid.clone().unwrap_or_default(),
+            shared,
+            pod,
+            gone: false,
+            volumes: None,
+            sandbox_ips: HashMap::new(),
+            probes: HashMap::new(),
+            readiness: HashMap::new(),
+            started: HashMap::new(),
+            liveness_failed: HashMap::new(),
+            waiting: HashMap::new(),
+            messages: HashMap::new(),
+            backoff: Backoff::new(),
+            backoff_seen: HashMap::new(),
+            backoff_lengths: HashMap::new(),
+            last_status: None,
+            wake_at: None,
+            probe_tx,
+            probe_rx,
+        }
+    }
+
+    pub async fn run(mut self, mut inbox: mpsc::UnboundedReceiver<Message>) {
+        let key = pod_key(&self.pod);
+        loop {
+            match self.sync().await {
+                Ok(Flow::Finished) => break,
+                Ok(Flow::Continue) => {}
+                Err(err) => {
+                    warn!(pod = %key, error = %err, "pod sync failed, retrying");
+                    self.wake_in(Duration::from_secs(2));
+                }
+            }
+            let wake = self
+                .wake_at
+                .take()
+                .map(tokio::time::Instant::from_std)
+                .unwrap_or_else(|| tokio::time::Instant::now() + RESYNC);
+            tokio::select! {
+                message = inbox.recv() => match message {
+                    None => break,
+                    Some(m) => self.receive(m),
+                },
+                Some(update) = self.probe_rx.recv() => self.on_probe(update).await,
+                _ = tokio::time::sleep_until(wake) => {}
+            }
+            // Coalesce a burst of messages into one sync.
+            while let Ok(m) = inbox.try_recv() {
+                self.receive(m);
+            }
+        }
+        for (_, task) in self.probes.drain() {
+            task.abort();
+        }
+        debug!(pod = %key, "pod worker finished");
+    }
+
+    fn receive(&mut self, message: Message) {
+        match message {
+            Message::Update(pod) => self.pod = *pod,
+            Message::Deleted => self.gone = true,
+            Message::Relist => {}
+        }
+    }
+
+    fn wake_in(&mut self, after: Duration) {
+        let at = Instant::now() + after;
+        self.wake_at = Some(self.wake_at.map_or(at, |w| w.min(at)));
+    }
+
+    async fn on_probe(&mut self, update: ProbeUpdate) {
+        let field = container_field(false, &update.container_name);
+        match update.kind {
+            ProbeKind::Readiness => {
+                self.readiness
+                    .insert(update.container_id.clone(), update.success);
+            }
+            ProbeKind::Startup => {
+                self.started
+                    .insert(update.container_id.clone(), update.success);
+            }
+            ProbeKind::Liveness => {
+                if !update.success {
+                    self.liveness_failed
+                        .insert(update.container_id.clone(), update.message.clone());
+                }
+            }
+        }
+        if !update.success {
+            let kind = match update.kind {
+                ProbeKind::Liveness => "Liveness",
+                ProbeKind::Readiness => "Readiness",
+                ProbeKind::Startup => "Startup",
+            };
+            self.shared.events.warning(
+                &self.pod,
+                Some(&field),
+                "Unhealthy",
+                format!("{kind} probe failed: {}", update.message),
+            );
+        }
+    }
+
+    async fn sync(&mut self) -> Result<Flow> {
+        if self.gone || self.pod.metadata.deletion_timestamp.is_some() {
+            self.terminate().await?;
+            return Ok(Flow::Finished);
+        }
+        let state = PodRuntimeState::load(&self.shared.cri, &self.uid).await?;
+        if is_terminal_phase(phase(&self.pod)) {
+            // Finished pods keep their status; their sandbox is stopped to free the IP.
+            self.stop_everything(&state, 0).await;
+            return Ok(Flow::Continue);
+        }
+        let sandbox_id = match state.ready_sandbox() {
+            Some(s) => s.id.clone(),
+            None => {
+                let ran_before = state.containers.values().flatten().next().is_some();
+                if ran_before && restart_policy(&self.pod) == "Never" {
+                    // The sandbox died after its containers ran; nothing may be restarted.
+                    self.write_status(&state).await?;
+                    return Ok(Flow::Continue);
+                }
+                match self.create_sandbox(&state).await {
+                    Ok(id) => id,
+                    Err(err) => {
+                        self.shared.events.warning(
+                            &self.pod,
+                            None,
+                            "FailedCreatePodSandBox",
+                            format!("Failed to create pod sandbox: {err}"),
+                        );
+                        self.write_status(&state).await?;
+                        self.wake_in(Duration::from_secs(5));
+                        return Ok(Flow::Continue);
+                    }
+                }
+            }
+        };
+        let state = PodRuntimeState::load(&self.shared.cri, &self.uid).await?;
+
+        if !self.ensure_volumes().await {
+            self.write_status(&state).await?;
+            return Ok(Flow::Continue);
+        }
+
+        let mut changed = self.sync_init_containers(&sandbox_id, &state).await?;
+        if changed.is_none() {
+            changed = Some(self.sync_containers(&sandbox_id, &state).await?);
+        }
+        let state = match changed {
+            Some(true) => PodRuntimeState::load(&self.shared.cri, &self.uid).await?,
+            _ => state,
+        };
+        self.sync_probes(&state);
+        self.write_status(&state).await?;
+        if is_terminal_phase(phase(&self.pod)) {
+            self.stop_everything(&state, 0).await;
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Prepare or refresh volumes; on failure report it and retry shortly.
+    async fn ensure_volumes(&mut self) -> bool {
+        if let Some((_, at)) = &self.volumes {
+            if at.elapsed() < VOLUME_REFRESH {
+                return true;
+            }
+        }
+        match volumes::prepare(&self.shared.volumes, &self.pod).await {
+            Ok(v) => {
+                self.volumes = Some((v, Instant::now()));
+                self.wake_in(VOLUME_REFRESH);
+                true
+            }
+            Err(err) => {
+                self.shared
+                    .events
+                    .warning(&self.pod, None, "FailedMount", err.to_string());
+                let waiting = Waiting {
+                    reason: "ContainerCreating".into(),
+                    message: String::new(),
+                };
+                for c in self.all_containers() {
+                    self.waiting.insert(c.name.clone(), waiting.clone());
+                }
+                self.wake_in(Duration::from_secs(2));
+                // Already-prepared volumes stay usable; only a first failure blocks.
+                self.volumes.is_some()
+            }
+        }
+    }
+
+    fn all_containers(&self) -> Vec<Container> {
+        let spec = self.pod.spec.clone().unwrap_or_default();
+        let mut all = spec.init_containers.unwrap_or_default();
+        all.extend(spec.containers);
+        all
+    }
+
+    fn sandbox_inputs(&self, attempt: u32) -> api::PodSandboxConfig {
+        let pod = &self.pod;
+        let meta = &pod.metadata;
+        spec::sandbox_config(spec::SandboxInputs {
+            attempt,
+            hostname: dns::pod_hostname(pod),
+            log_directory: self
+                .shared
+                .paths
+                .pod_log_dir(
+                    meta.namespace.as_deref().unwrap_or_default(),
+                    meta.name.as_deref().unwrap_or_default(),
+                    &self.uid,
+                )
+                .display()
+                .to_string(),
+            dns: dns::dns_config(
+                pod,
+                &self.shared.config.cluster,
+                &self.shared.host_resolv_conf,
+            ),
+            cgroup_parent: spec::pod_cgroup_parent(&self.shared.paths.cgroup_parent, pod),
+            pod,
+        })
+    }
+
+    async fn create_sandbox(&mut self, state: &PodRuntimeState) -> Result<String> {
+        let attempt = state.sandboxes.len() as u32;
+        let mut runtime = self.shared.cri.runtime.clone();
+        // Old, dead sandboxes of this pod go first (they still hold their network).
+        for old in &state.sandboxes {
+            let _ = runtime
+                .stop_pod_sandbox(api::StopPodSandboxRequest {
+                    pod_sandbox_id: old.id.clone(),
+                })
+                .await;
+        }
+        let config = self.sandbox_inputs(attempt);
+        let started = Instant::now();
+        let id = runtime
+            .run_pod_sandbox(api::RunPodSandboxRequest {
+                config: Some(config),
+                runtime_handler: String::new(),
+            })
+            .await
+            .map_err(|s| Error::cri("RunPodSandbox", s))?
+            .into_inner()
+            .pod_sandbox_id;
+        debug!(pod = %pod_key(&self.pod), elapsed_ms = started.elapsed().as_millis() as u64, "sandbox started");
+        let ips = self.sandbox_ips(&id).await?;
+        if !spec::host_network(&self.pod) {
+            let hosts = dns::etc_hosts(&self.pod, &ips, &self.shared.config.cluster.cluster_domain);
+            let path = self.etc_hosts_path();
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+            }
+            std::fs::write(&path, hosts)
+                .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+        }
+        // A new sandbox means every container starts again from scratch.
+        for (_, task) in self.probes.drain() {
+            task.abort();
+        }
+        Ok(id)
+    }
+
+    fn etc_hosts_path(&self) -> std::path::PathBuf {
+        self.shared.paths.pod_dir(&self.uid).join("etc-hosts")
+    }
+
+    async fn sandbox_ips(&mut self, sandbox_id: &str) -> Result<Vec<String>> {
+        if let Some(ips) = self.sandbox_ips.get(sandbox_id) {
+            return Ok(ips.clone());
+        }
+        if spec::host_network(&self.pod) {
+            return Ok(self.shared.host_ips.clone());
+        }
+        let mut runtime = self.shared.cri.runtime.clone();
+        let status = runtime
+            .pod_sandbox_status(api::PodSandboxStatusRequest {
+                pod_sandbox_id: sandbox_id.to_string(),
+                verbose: false,
+            })
+            .await
+            .map_err(|s| Error::cri("PodSandboxStatus", s))?
+            .into_inner()
+            .status;
+        let mut ips = Vec::new();
+        if let Some(network) = status.and_then(|s| s.network) {
+            if !network.ip.is_empty() {
+                ips.push(network.ip);
+            }
+            ips.extend(network.additional_ips.into_iter().map(|i| i.ip));
+        }
+        self.sandbox_ips.insert(sandbox_id.to_string(), ips.clone());
+        Ok(ips)
+    }
+
+    /// `None` when every init container has succeeded; otherwise whether anything changed.
+    async fn sync_init_containers(
+        &mut self,
+        sandbox_id: &str,
+        state: &PodRuntimeState,
+    ) -> Result<Option<bool>> {
+        let inits = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.init_containers.clone())
+            .unwrap_or_default();
+        for c in &inits {
+            match state.latest(&c.name) {
+                None => {
+                    self.start_container(sandbox_id, c, 0, true).await?;
+                    return Ok(Some(true));
+                }
+                Some(r) if r.running() => return Ok(Some(false)),
+                Some(r) if r.exited() && r.status.exit_code == 0 => continue,
+                Some(r) if r.exited() => {
+                    if restart_policy(&self.pod) == "Never" {
+                        return Ok(Some(false));
+                    }
+                    let r = r.clone();
+                    return self
+                        .restart_with_backoff(sandbox_id, c, &r, true)
+                        .await
+                        .map(Some);
+                }
+                Some(r) => {
+                    let id = r.id.clone();
+                    self.start_created(&id, c, true).await;
+                    return Ok(Some(true));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    async fn sync_containers(&mut self, sandbox_id: &str, state: &PodRuntimeState) -> Result<bool> {
+        let containers = self
+            .pod
+            .spec
+            .as_ref()
+            .map(|s| s.containers.clone())
+            .unwrap_or_default();
+        let mut changed = false;
+        for c in &containers {
+            match state.latest(&c.name) {
+                None => {
+                    self.start_container(sandbox_id, c, 0, false).await?;
+                    changed = true;
+                }
+                Some(r) if r.running() => {
+                    if let Some(message) = self.liveness_failed.remove(&r.id) {
+                        let grace = grace_period(&self.pod);
+                        self.shared.events.normal(
+                            &self.pod,
+                            Some(&container_field(false, &c.name)),
+                            "Killing",
+                            format!(
+                                "Container {} failed liveness probe, will be restarted",
+                                c.name
+                            ),
+                        );
+                        debug!(pod = %pod_key(&self.pod), container = %c.name, %message, "liveness failure");
+                        self.stop_container(&r.id, grace).await;
+                        changed = true;
+                    }
+                }
+                Some(r) if r.exited() => {
+                    let should_restart = match restart_policy(&self.pod) {
+                        "Always" => true,
+                        "OnFailure" => r.status.exit_code != 0,
+                        _ => false,
+                    };
+                    if should_restart {
+                        let r = r.clone();
+                        changed |= self.restart_with_backoff(sandbox_id, c, &r, false).await?;
+                    } else {
+                        self.remember_message(r);
+                    }
+                }
+                Some(r) => {
+                    let id = r.id.clone();
+                    self.start_created(&id, c, false).await;
+                    changed = true;
+                }
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Restart an exited container now, or wait out its back-off (CrashLoopBackOff).
+    async fn restart_with_backoff(
+        &mut self,
+        sandbox_id: &str,
+        c: &Container,
+        exited: &ContainerRecord,
+        init: bool,
+    ) -> Result<bool> {
+        self.remember_message(exited);
+        let key = ContainerKey::new(self.uid.clone(), c.name.clone());
+        let now = Instant::now();
+        // The back-off advances once per exit: the first sight of this exited instance.
+        let delay = match self.backoff_seen.get(&c.name) == Some(&exited.id) {
+            true => self.backoff.in_backoff(&key, now),
+            false => {
+                self.backoff_seen.insert(c.name.clone(), exited.id.clone());
+                let d = self.backoff.next_delay(&key, now);
+                (!d.is_zero()).then_some(d)
+            }
+        };
+        if let Some(remaining) = delay {
+            let total = self.backoff_total(&key, remaining);
+            let message = format!(
+                "back-off {}s restarting failed container={} pod={}_{}({})",
+                total.as_secs(),
+                c.name,
+                self.pod.metadata.name.as_deref().unwrap_or_default(),
+                self.pod.metadata.namespace.as_deref().unwrap_or_default(),
+                self.uid
+            );
+            let first = !self.waiting.contains_key(&c.name);
+            self.waiting.insert(
+                c.name.clone(),
+                Waiting {
+                    reason: "CrashLoopBackOff".into(),
+                    message: message.clone(),
+                },
+            );
+            if first {
+                self.shared.events.warning(
+                    &self.pod,
+                    Some(&container_field(init, &c.name)),
+                    "BackOff",
+                    "Back-off restarting failed container".into(),
+                );
+            }
+            self.wake_in(remaining + Duration::from_millis(50));
+            return Ok(false);
+        }
+        self.backoff_lengths.remove(&c.name);
+        let attempt = exited.restart_count() + 1;
+        self.start_container(sandbox_id, c, attempt, init).await?;
+        // Keep the exited instance for `--previous` logs and lastState; drop older ones.
+        self.remove_older_than(&c.name, exited.attempt).await;
+        Ok(true)
+    }
+
+    /// The whole length of the current back-off (for "back-off 20s restarting ..."): the
+    /// remaining wait the first time it is seen, remembered until the restart.
+    fn backoff_total(&mut self, key: &ContainerKey, remaining: Duration) -> Duration {
+        let entry = self
+            .backoff_lengths
+            .entry(key.container_name.clone())
+            .or_insert(remaining);
+        if remaining > *entry {
+            *entry = remaining;
+        }
+        Duration::from_secs(entry.as_secs_f64().round() as u64)
+    }
+
+    fn remember_message(&mut self, record: &ContainerRecord) {
+        if self.messages.contains_key(&record.id) {
+            return;
+        }
+        let path =
+            volumes::termination_log_path(&self.shared.paths.pod_dir(&self.uid), &record.name);
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        // Upstream caps termination messages at 4 KiB.
+        let text: String = text.chars().take(4096).collect();
+        self.messages.insert(record.id.clone(), text);
+    }
+
+    async fn remove_older_than(&mut self, name: &str, keep_attempt: u32) {
+        let Ok(state) = PodRuntimeState::load(&self.shared.cri, &self.uid).await else {
+            return;
+        };
+        let mut runtime = self.shared.cri.runtime.clone();
+        for r in state.containers.get(name).into_iter().flatten() {
+            if r.attempt < keep_attempt && !r.running() {
+                let _ = runtime
+                    .remove_container(api::RemoveContainerRequest {
+                        container_id: r.id.clone(),
+                    })
+                    .await;
+                self.messages.remove(&r.id);
+            }
+        }
+    }
+
+    /// Make sure the image is there: with `Always` (or when missing) ask the runtime to
+    /// pull it; no registry may be reachable, so air-gap images should use IfNotPresent.
+    async fn ensure_image(&mut self, c: &Container, init: bool) -> Option<String> {
+        let image = c.image.clone().unwrap_or_default();
+        let field = container_field(init, &c.name);
+        let policy = c
+            .image_pull_policy
+            .clone()
+            .unwrap_or_else(|| "IfNotPresent".into());
+        let mut images = self.shared.cri.images.clone();
+        let spec = api::ImageSpec {
+            image: image.clone(),
+            ..Default::default()
+        };
+        let present = images
+            .image_status(api::ImageStatusRequest {
+                image: Some(spec.clone()),
+                verbose: false,
+            })
+            .await
+            .ok()
+            .and_then(|r| r.into_inner().image);
+        if let Some(found) = &present {
+            if policy != "Always" {
+                self.shared.events.normal(
+                    &self.pod,
+                    Some(&field),
+                    "Pulled",
+                    format!("Container image \"{image}\" already present on machine"),
+                );
+                return Some(found.id.clone());
+            }
+        }
+        if policy == "Never" {
+            self.waiting.insert(
+                c.name.clone(),
+                Waiting {
+                    reason: "ErrImageNeverPull".into(),
+                    message: format!(
+                        "Container image \"{image}\" is not present with pull policy of Never"
+                    ),
+                },
+            );
+            return None;
+        }
+        self.shared.events.normal(
+            &self.pod,
+            Some(&field),
+            "Pulling",
+            format!("Pulling image \"{image}\""),
+        );
+        match images
+            .pull_image(api::PullImageRequest {
+                image: Some(spec),
+                auth: None,
+                sandbox_config: None,
+            })
+            .await
+        {
+            Ok(r) => Some(r.into_inner().image_ref),
+            Err(status) => {
+                let message = format!("Failed to pull image \"{image}\": {}", status.message());
+                self.shared
+                    .events
+                    .warning(&self.pod, Some(&field), "Failed", message.clone());
+                let reason = if self
+                    .waiting
+                    .get(&c.name)
+                    .is_some_and(|w| w.reason.contains("Image"))
+                {
+                    "ImagePullBackOff"
+                } else {
+                    "ErrImagePull"
+                };
+                self.waiting.insert(
+                    c.name.clone(),
+                    Waiting {
+                        reason: reason.into(),
+                        message,
+                    },
+                );
+                self.wake_in(Duration::from_secs(10));
+                None
+            }
+        }
+    }
+
+    async fn start_container(
+        &mut self,
+        sandbox_id: &str,
+        c: &Container,
+        attempt: u32,
+        init: bool,
+    ) -> Result<()> {
+        let field = container_field(init, &c.name);
+        let Some(image_ref) = self.ensure_image(c, init).await else {
+            return Ok(());
+        };
+        let pod_ips = self.sandbox_ips(sandbox_id).await?;
+        let host_ip = self.shared.host_ips.first().cloned().unwrap_or_default();
+        let envs = match env::container_env(
+            &self.shared.config.client,
+            &self.pod,
+            c,
+            &self.shared.config.node_name,
+            &pod_ips,
+            &host_ip,
+        )
+        .await
+        {
+            Ok(e) => e,
+            Err(err) => {
+                let message = err.to_string();
+                self.shared.events.warning(
+                    &self.pod,
+                    Some(&field),
+                    "Failed",
+                    format!("Error: {message}"),
+                );
+                self.waiting.insert(
+                    c.name.clone(),
+                    Waiting {
+                        reason: "CreateContainerConfigError".into(),
+                        message,
+                    },
+                );
+                self.wake_in(Duration::from_secs(5));
+                return Ok(());
+            }
+        };
+        let pod_dir = self.shared.paths.pod_dir(&self.uid);
+        let etc_hosts = (!spec::host_network(&self.pod)).then(|| self.etc_hosts_path());
+        let pod_volumes = self
+            .volumes
+            .as_ref()
+            .map(|(v, _)| v.clone())
+            .unwrap_or_default();
+        let mounts = match volumes::container_mounts(
+            &self.pod,
+            c,
+            &pod_volumes,
+            &pod_dir,
+            etc_hosts.as_deref(),
+        ) {
+            Ok(m) => m,
+            Err(err) => {
+                let message = err.to_string();
+                self.shared.events.warning(
+                    &self.pod,
+                    Some(&field),
+                    "Failed",
+                    format!("Error: {message}"),
+                );
+                self.waiting.insert(
+                    c.name.clone(),
+                    Waiting {
+                        reason: "CreateContainerConfigError".into(),
+                        message,
+                    },
+                );
+                self.wake_in(Duration::from_secs(5));
+                return Ok(());
+            }
+        };
+        let config = spec::container_config(spec::ContainerInputs {
+            pod: &self.pod,
+            container: c,
+            image_ref,
+            attempt,
+            envs,
+            mounts,
+        });
+        let sandbox_config = self.sandbox_inputs(0);
+        let mut runtime = self.shared.cri.runtime.clone();
+        let created = runtime
+            .create_container(api::CreateContainerRequest {
+                pod_sandbox_id: sandbox_id.to_string(),
+                config: Some(config),
+                sandbox_config: Some(sandbox_config),
+            })
+            .await;
+        let id = match created {
+            Ok(r) => r.into_inner().container_id,
+            Err(status) => {
+                let message = status.message().to_string();
+                self.shared.events.warning(
+                    &self.pod,
+                    Some(&field),
+                    "Failed",
+                    format!("Error: {message}"),
+                );
+                self.waiting.insert(
+                    c.name.clone(),
+                    Waiting {
+                        reason: "CreateContainerError".into(),
+                        message,
+                    },
+                );
+                self.wake_in(Duration::from_secs(5));
+                return Ok(());
+            }
+        };
+        self.shared.events.normal(
+            &self.pod,
+            Some(&field),
+            "Created",
+            format!("Created container: {}", c.name),
+        );
+        self.start_created(&id, c, init).await;
+        Ok(())
+    }
+
+    async fn start_created(&mut self, id: &str, c: &Container, init: bool) {
+        let field = container_field(init, &c.name);
+        let mut runtime = self.shared.cri.runtime.clone();
+        match runtime
+            .start_container(api::StartContainerRequest {
+                container_id: id.to_string(),
+            })
+            .await
+        {
+            Ok(_) => {
+                self.waiting.remove(&c.name);
+                self.shared.events.normal(
+                    &self.pod,
+                    Some(&field),
+                    "Started",
+                    format!("Started container {}", c.name),
+                );
+                self.run_post_start(id, c).await;
+            }
+            Err(status) => {
+                self.shared.events.warning(
+                    &self.pod,
+                    Some(&field),
+                    "Failed",
+                    format!("Error: {}", status.message()),
+                );
+            }
+        }
+    }
+
+    async fn run_post_start(&mut self, id: &str, c: &Container) {
+        let Some(exec) = c
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.post_start.as_ref())
+            .and_then(|h| h.exec.as_ref())
+        else {
+            return;
+        };
+        let mut runtime = self.shared.cri.runtime.clone();
+        let result = runtime
+            .exec_sync(api::ExecSyncRequest {
+                container_id: id.to_string(),
+                cmd: exec.command.clone().unwrap_or_default(),
+                timeout: 30,
+            })
+            .await;
+        let failed = match result {
+            Ok(r) => (r.into_inner().exit_code != 0).then(|| "non-zero exit".to_string()),
+            Err(s) => Some(s.message().to_string()),
+        };
+        if let Some(why) = failed {
+            self.shared.events.warning(
+                &self.pod,
+                Some(&container_field(false, &c.name)),
+                "FailedPostStartHook",
+                format!("PostStartHook failed: {why}"),
+            );
+            self.stop_container(id, 0).await;
+        }
+    }
+
+    /// Probes for every running container that declares some; tasks of containers that
+    /// stopped are dropped.
+    fn sync_probes(&mut self, state: &PodRuntimeState) {
+        let running: HashMap<String, (&ContainerRecord, Container)> = self
+            .pod
+            .spec
+            .iter()
+            .flat_map(|s| s.containers.iter())
+            .filter_map(|c| {
+                let r = state.latest(&c.name).filter(|r| r.running())?;
+                Some((r.id.clone(), (r, c.clone())))
+            })
+            .collect();
+        self.probes.retain(|id, task| {
+            let keep = running.contains_key(id);
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        self.readiness.retain(|id, _| running.contains_key(id));
+        self.started.retain(|id, _| running.contains_key(id));
+        let pod_ip = state
+            .ready_sandbox()
+            .and_then(|s| self.sandbox_ips.get(&s.id))
+            .and_then(|ips| ips.first().cloned());
+        for (id, (record, c)) in running {
+            if self.probes.contains_key(&id) {
+                continue;
+            }
+            if c.liveness_probe.is_none()
+                && c.readiness_probe.is_none()
+                && c.startup_probe.is_none()
+            {
+                continue;
+            }
+            if c.readiness_probe.is_some() {
+                self.readiness.entry(id.clone()).or_insert(false);
+            }
+            if c.startup_probe.is_some() {
+                self.started.entry(id.clone()).or_insert(false);
+            }
+            let started_at = SystemTime::UNIX_EPOCH
+                + Duration::from_nanos(record.status.started_at.max(0) as u64);
+            let task = probe::spawn_container_probes(
+                self.shared.cri.clone(),
+                &self.pod,
+                &c,
+                id.clone(),
+                pod_ip.clone(),
+                started_at,
+                self.probe_tx.clone(),
+            );
+            self.probes.insert(id, task);
+        }
+    }
+
+    async fn write_status(&mut self, state: &PodRuntimeState) -> Result<()> {
+        let pod_ips = match state.ready_sandbox() {
+            Some(s) => {
+                let id = s.id.clone();
+                self.sandbox_ips(&id).await.unwrap_or_default()
+            }
+            None => Vec::new(),
+        };
+        let now = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
+        let terminating = self.gone || self.pod.metadata.deletion_timestamp.is_some();
+        let status = status::pod_status(&StatusInputs {
+            pod: &self.pod,
+            runtime: state,
+            pod_ips: &pod_ips,
+            host_ips: &self.shared.host_ips,
+            readiness: &self.readiness,
+            started: &self.started,
+            waiting: &self.waiting,
+            messages: &self.messages,
+            now: &now,
+            terminating,
+        });
+        if self.last_status.as_ref() == Some(&status) || self.gone {
+            return Ok(());
+        }
+        let api: Api<Pod> = Api::namespaced(
+            self.shared.config.client.clone(),
+            self.pod.metadata.namespace.as_deref().unwrap_or_default(),
+        );
+        let name = self.pod.metadata.name.clone().unwrap_or_default();
+        let patch = json!({"metadata": {"uid": self.uid}, "status": status});
+        match api
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(updated) => {
+                if phase(&updated) != phase(&self.pod) {
+                    info!(pod = %pod_key(&self.pod), phase = phase(&updated), "pod phase");
+                }
+                self.pod.status = updated.status;
+                self.last_status = Some(status);
+                Ok(())
+            }
+            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {
+                self.gone = e.code == 404;
+                Ok(())
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    async fn stop_container(&mut self, id: &str, grace: i64) {
+        let mut runtime = self.shared.cri.runtime.clone();
+        if let Err(status) = runtime
+            .stop_container(api::StopContainerRequest {
+                container_id: id.to_string(),
+                timeout: grace,
+            })
+            .await
+        {
+            if status.code() != tonic::Code::NotFound {
+                warn!(container = %id, error = %status.message(), "stopping container");
+            }
+        }
+    }
+
+    /// Run preStop hooks, then stop every running container within `grace` seconds
+    /// (SIGTERM, then SIGKILL), then stop the sandbox (which releases the pod's IP).
+    async fn stop_everything(&mut self, state: &PodRuntimeState, grace: i64) {
+        let deadline = Instant::now() + Duration::from_secs(grace as u64);
+        let spec = self.pod.spec.clone().unwrap_or_default();
+        let mut stops = Vec::new();
+        for records in state.containers.values() {
+            for r in records.iter().filter(|r| r.running()) {
+                let c = spec
+                    .containers
+                    .iter()
+                    .chain(spec.init_containers.iter().flatten())
+                    .find(|c| c.name == r.name)
+                    .cloned();
+                let cri = self.shared.cri.clone();
+                let id = r.id.clone();
+                if grace > 0 {
+                    self.shared.events.normal(
+                        &self.pod,
+                        Some(&container_field(false, &r.name)),
+                        "Killing",
+                        format!("Stopping container {}", r.name),
+                    );
+                }
+                stops.push(async move {
+                    let mut runtime = cri.runtime.clone();
+                    if let Some(exec) = c
+                        .as_ref()
+                        .and_then(|c| c.lifecycle.as_ref())
+                        .and_then(|l| l.pre_stop.as_ref())
+                        .and_then(|h| h.exec.as_ref())
+                    {
+                        let _ = tokio::time::timeout(
+                            deadline.saturating_duration_since(Instant::now()),
+                            runtime.exec_sync(api::ExecSyncRequest {
+                                container_id: id.clone(),
+                                cmd: exec.command.clone().unwrap_or_default(),
+                                timeout: grace,
+                            }),
+                        )
+                        .await;
+                    } else if let Some(sleep) = c
+                        .as_ref()
+                        .and_then(|c| c.lifecycle.as_ref())
+                        .and_then(|l| l.pre_stop.as_ref())
+                        .and_then(|h| h.sleep.as_ref())
+                    {
+                        let wait = Duration::from_secs(sleep.seconds.max(0) as u64);
+                        tokio::time::sleep(
+                            wait.min(deadline.saturating_duration_since(Instant::now())),
+                        )
+                        .await;
+                    }
+                    let remaining =
+                        deadline.saturating_duration_since(Instant::now()).as_secs() as i64;
+                    let _ = runtime
+                        .stop_container(api::StopContainerRequest {
+                            container_id: id,
+                            timeout: remaining,
+                        })
+                        .await;
+                });
+            }
+        }
+        futures::future::join_all(stops).await;
+        for (_, task) in self.probes.drain() {
+            task.abort();
+        }
+        let mut runtime = self.shared.cri.runtime.clone();
+        for s in state
+            .sandboxes
+            .iter()
+            .filter(|s| s.state == api::PodSandboxState::SandboxReady as i32)
+        {
+            if let Err(status) = runtime
+                .stop_pod_sandbox(api::StopPodSandboxRequest {
+                    pod_sandbox_id: s.id.clone(),
+                })
+                .await
+            {
+                warn!(sandbox = %s.id, error = %status.message(), "stopping sandbox");
+            }
+        }
+    }
+
+    /// Shut the pod down, clean up after it, and (when it was deleted through the API)
+    /// remove the object, which completes the graceful deletion.
+    async fn terminate(&mut self) -> Result<()> {
+        let state = PodRuntimeState::load(&self.shared.cri, &self.uid).await?;
+        // Force-deleted pods (gone from the API) still get a short grace.
+        let grace = if self.gone {
+            grace_period(&self.pod).min(2)
+        } else {
+            grace_period(&self.pod)
+        };
+        self.stop_everything(&state, grace).await;
+        if !self.gone {
+            let state = PodRuntimeState::load(&self.shared.cri, &self.uid).await?;
+            self.write_status(&state).await?;
+        }
+        let mut runtime = self.shared.cri.runtime.clone();
+        for s in &state.sandboxes {
+            if let Err(status) = runtime
+                .remove_pod_sandbox(api::RemovePodSandboxRequest {
+                    pod_sandbox_id: s.id.clone(),
+                })
+                .await
+            {
+                warn!(sandbox = %s.id, error = %status.message(), "removing sandbox");
+            }
+        }
+        if let Err(err) = volumes::cleanup(&self.shared.paths, &self.uid).await {
+            warn!(pod = %pod_key(&self.pod), error = %err, "cleaning up volumes");
+        }
+        let meta = &self.pod.metadata;
+        let log_dir = self.shared.paths.pod_log_dir(
+            meta.namespace.as_deref().unwrap_or_default(),
+            meta.name.as_deref().unwrap_or_default(),
+            &self.uid,
+        );
+        let _ = std::fs::remove_dir_all(log_dir);
+        if !self.gone {
+            let api: Api<Pod> = Api::namespaced(
+                self.shared.config.client.clone(),
+                meta.namespace.as_deref().unwrap_or_default(),
+            );
+            let params = DeleteParams {
+                grace_period_seconds: Some(0),
+                preconditions: Some(Preconditions {
+                    uid: Some(self.uid.clone()),
+                    resource_version: None,
+                }),
+                ..Default::default()
+            };
+            match api
+                .delete(meta.name.as_deref().unwrap_or_default(), &params)
+                .await
+            {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+        info!(pod = %pod_key(&self.pod), "pod terminated");
+        Ok(())
+    }
+}
