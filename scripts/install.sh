@@ -31,7 +31,10 @@ install_packages() {
 }
 
 if command -v apt-get >/dev/null; then
-    install_packages build-essential pkg-config ca-certificates openssl curl
+    # containerd, runc and the CNI plugins run the pods; portmap needs iptables; setpriv
+    # (util-linux) ties containerd's life to k3rs's.
+    install_packages build-essential pkg-config ca-certificates openssl curl \
+        containerd runc containernetworking-plugins iptables util-linux
 fi
 command -v cargo >/dev/null || fatal "cargo is required to build k3rs (install Rust first)"
 

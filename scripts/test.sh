@@ -7,7 +7,9 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$here"
 
 need=()
-for tool in openssl:openssl curl:curl cc:build-essential pkg-config:pkg-config; do
+for tool in openssl:openssl curl:curl cc:build-essential pkg-config:pkg-config \
+    containerd:containerd runc:runc setpriv:util-linux iptables:iptables \
+    /usr/lib/cni/bridge:containernetworking-plugins busybox:busybox-static; do
     command -v "${tool%%:*}" >/dev/null || need+=("${tool##*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 
+use k3rs_core::quantity::Quantity;
 use serde_json::{json, Map, Value};
 
 use super::fields::{self, Path};
@@ -188,11 +189,13 @@ fn mount_token(spec: &mut Map<String, Value>, suffix: &str) {
     }
 }
 
-fn quantity_of(resources: &Value, kind: &str, name: &str) -> Option<f64> {
-    let v = resources.get(kind)?.get(name)?;
-    match v {
-        Value::String(s) => k3rs_core::quantity::parse(s),
-        other => other.as_f64(),
+/// A container's `requests`/`limits` entry, exactly, so `0.1` and `100m` compare equal.
+/// Clients may send a bare JSON number, which reads as the same quantity as its text.
+fn quantity_of(resources: &Value, kind: &str, name: &str) -> Option<Quantity> {
+    match resources.get(kind)?.get(name)? {
+        Value::String(s) => Quantity::parse(s),
+        Value::Number(n) => Quantity::parse(&n.to_string()),
+        _ => None,
     }
 }
 
@@ -211,11 +214,11 @@ pub fn qos_class(spec: &Value) -> &'static str {
         for name in ["cpu", "memory"] {
             let request = quantity_of(&resources, "requests", name);
             let limit = quantity_of(&resources, "limits", name);
-            if request.is_some_and(|r| r > 0.0) || limit.is_some() {
+            if request.is_some_and(|r| r > Quantity::ZERO) || limit.is_some() {
                 any = true;
             }
             match (request, limit) {
-                (Some(r), Some(l)) if (r - l).abs() <= l.abs() * 1e-9 => {}
+                (Some(r), Some(l)) if r == l => {}
                 (None, Some(_)) => {}
                 _ => guaranteed = false,
             }

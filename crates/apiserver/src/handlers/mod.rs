@@ -91,6 +91,11 @@ async fn route(state: AppState, req: Request) -> Result<Response> {
             &[],
         ));
     }
+    if let Some(subresource) = crate::kubelet_proxy::subresource(&def, &path) {
+        let namespace = path.namespace.unwrap_or_default();
+        let name = path.name.unwrap_or_default();
+        return crate::kubelet_proxy::handle(state, subresource, namespace, name, parts).await;
+    }
     if let Some(action) = pod_action(&def, &path) {
         if parts.method != Method::POST {
             return Err(ApiError::method_not_allowed(format!(

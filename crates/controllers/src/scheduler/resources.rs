@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Container, Node, PodSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+// Exact parsing (no f64 rounding), shared with admission and the kubelet so a pod's
+// requests count the same everywhere.
+use k3rs_core::quantity::{parse_milli, parse_units};
 
 /// What scoring assumes a container without a CPU request uses (upstream's
 /// `DefaultMilliCPURequest`), so that request-less pods still spread.
@@ -157,23 +160,6 @@ pub fn node_allocatable(node: &Node) -> (Resources, i64) {
         }
         None => (Resources::default(), 0),
     }
-}
-
-/// A quantity in thousandths, rounded up (`100m` -> 100, `1.5` -> 1500).
-pub fn parse_milli(quantity: &str) -> Option<i64> {
-    parse_scaled(quantity, 1000.0)
-}
-
-/// A quantity in base units, rounded up (`1Ki` -> 1024, `1k` -> 1000, `500m` -> 1).
-pub fn parse_units(quantity: &str) -> Option<i64> {
-    parse_scaled(quantity, 1.0)
-}
-
-fn parse_scaled(quantity: &str, scale: f64) -> Option<i64> {
-    let value = k3rs_core::quantity::parse(quantity)? * scale;
-    // Round away tiny floating-point noise before rounding up (0.1 * 1000 = 100.00000000000001).
-    let rounded = (value * 1e6).round() / 1e6;
-    Some(rounded.ceil() as i64)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use k3rs_core::quantity::{parse_milli, parse_units};
 use k8s_openapi::api::core::v1::{Container, Pod};
 
 use crate::cri::{api, labels};
@@ -151,39 +152,51 @@ pub fn sandbox_config(i: SandboxInputs<'_>) -> api::PodSandboxConfig {
     }
 }
 
-fn quantity(
+/// The text of one `requests`/`limits` entry, for the exact parsers of `k3rs_core`.
+fn quantity<'a>(
     resources: Option<
-        &std::collections::BTreeMap<
+        &'a std::collections::BTreeMap<
             String,
             k8s_openapi::apimachinery::pkg::api::resource::Quantity,
         >,
     >,
     name: &str,
-) -> Option<f64> {
-    resources?
-        .get(name)
-        .and_then(|q| k3rs_core::quantity::parse(&q.0))
+) -> Option<&'a str> {
+    resources?.get(name).map(|q| q.0.as_str())
 }
 
-/// CPU and memory requests/limits as cgroup settings, as upstream's kubelet converts them:
-/// shares = request in millicores * 1024 / 1000 (at least 2), quota = limit * period.
+/// CPU and memory requests/limits as cgroup settings, as upstream's kubelet converts them
+/// (`MilliCPUToShares`, `milliCPUToQuota`): shares = request in millicores * 1024 / 1000
+/// within [2, 262144], falling back to the limit when no request is set; quota = limit in
+/// millicores * period / 1000, at least 1ms; memory limit in bytes rounded up. Integer
+/// arithmetic on exact quantities, so `0.1` and `100m` give the same cgroup values.
 pub fn linux_resources(container: &Container) -> api::LinuxContainerResources {
+    const PERIOD: i64 = 100_000;
+    const MIN_SHARES: i64 = 2;
+    const MAX_SHARES: i64 = 262_144;
+    const MIN_QUOTA: i64 = 1000;
     let resources = container.resources.as_ref();
     let requests = resources.and_then(|r| r.requests.as_ref());
     let limits = resources.and_then(|r| r.limits.as_ref());
-    let cpu_request = quantity(requests, "cpu").or_else(|| quantity(limits, "cpu"));
-    let cpu_limit = quantity(limits, "cpu");
-    let memory_limit = quantity(limits, "memory");
-    const PERIOD: i64 = 100_000;
+    let cpu_limit = quantity(limits, "cpu").and_then(parse_milli);
+    let cpu_request = quantity(requests, "cpu")
+        .and_then(parse_milli)
+        .filter(|&m| m != 0)
+        .or(cpu_limit);
+    let memory_limit = quantity(limits, "memory")
+        .and_then(parse_units)
+        .unwrap_or(0);
     api::LinuxContainerResources {
-        cpu_shares: cpu_request
-            .map(|c| ((c * 1000.0).ceil() as i64 * 1024 / 1000).max(2))
-            .unwrap_or(2),
+        cpu_shares: match cpu_request {
+            Some(m) if m > 0 => (m.saturating_mul(1024) / 1000).clamp(MIN_SHARES, MAX_SHARES),
+            _ => MIN_SHARES,
+        },
         cpu_period: if cpu_limit.is_some() { PERIOD } else { 0 },
-        cpu_quota: cpu_limit
-            .map(|c| ((c * PERIOD as f64).ceil() as i64).max(1000))
-            .unwrap_or(0),
-        memory_limit_in_bytes: memory_limit.map(|m| m as i64).unwrap_or(0),
+        cpu_quota: match cpu_limit {
+            Some(m) if m > 0 => (m.saturating_mul(PERIOD) / 1000).max(MIN_QUOTA),
+            _ => 0,
+        },
+        memory_limit_in_bytes: memory_limit.max(0),
         ..Default::default()
     }
 }
@@ -301,6 +314,22 @@ mod tests {
             (r.cpu_shares, r.cpu_quota, r.memory_limit_in_bytes),
             (2, 0, 0)
         );
+        // Exact quantities: 0.1 is 100 millicores, not 101; the limit stands in for an
+        // absent request; tiny limits get the 1ms minimum quota.
+        let decimal: Container = serde_json::from_value(json!({
+            "name": "c",
+            "resources": {"limits": {"cpu": "0.1", "memory": "0.5Ki"}}
+        }))
+        .unwrap();
+        let r = linux_resources(&decimal);
+        assert_eq!((r.cpu_shares, r.cpu_quota), (102, 10_000));
+        assert_eq!(r.memory_limit_in_bytes, 512);
+        let tiny: Container = serde_json::from_value(json!({
+            "name": "c", "resources": {"limits": {"cpu": "1m"}, "requests": {"cpu": "1m"}}
+        }))
+        .unwrap();
+        let r = linux_resources(&tiny);
+        assert_eq!((r.cpu_shares, r.cpu_quota), (2, 1000));
     }
 
     #[test]
