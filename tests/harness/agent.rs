@@ -57,12 +57,8 @@ pub struct Footprint {
     pub data_dir: PathBuf,
     /// `/run/k3rs/<node>`: containerd state and socket, host-local IPAM state.
     pub run_dir: PathBuf,
-    /// `cni-*` network namespaces that existed before: they belong to someone else.
-    pub netns_before: BTreeSet<String>,
-    /// Whether `cni0` existed before (then only our address and veths are removed).
+    /// Whether `cni0` existed before (then it is someone else's and stays).
     pub bridge_existed: bool,
-    /// veths attached to `cni0` before: someone else's.
-    pub veths_before: BTreeSet<String>,
 }
 
 impl Footprint {
@@ -72,9 +68,7 @@ impl Footprint {
             dir: dir.to_path_buf(),
             data_dir: data_dir.to_path_buf(),
             run_dir: run_dir(node),
-            netns_before: cni_netns(),
             bridge_existed: link_exists(BRIDGE),
-            veths_before: bridge_ports(),
         }
     }
 }
@@ -369,6 +363,13 @@ impl Drop for AgentServer {
                 "--- k3rs log tail of node {} (test failed):\n{}",
                 self.node,
                 self.log_tail(80)
+            );
+            let containerd_log = self.data_dir().join("agent/containerd/containerd.log");
+            let text = std::fs::read_to_string(&containerd_log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            eprintln!(
+                "--- containerd log tail:\n{}",
+                lines[lines.len().saturating_sub(30)..].join("\n")
             );
         }
         self.stop_quietly();
@@ -810,9 +811,13 @@ pub fn teardown(footprint: &Footprint) -> Vec<String> {
             && (cmdline.contains(&socket) || cmdline.contains(&run_dir))
     });
 
-    // Every process still in the node's cgroups, then the cgroups, deepest first.
+    // Every process still in the node's cgroups, then the cgroups, deepest first. The
+    // network namespaces those processes are in are the pods' ones: noted before the
+    // kill, and deleted below.
     let cgroup_name = format!("k3rs-{}", footprint.node);
     let cgroups = node_cgroups(&cgroup_name);
+    let host_netns = netns_inode("/proc/self/ns/net");
+    let mut pod_netns = BTreeSet::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let mut pids = BTreeSet::new();
@@ -828,6 +833,12 @@ pub fn teardown(footprint: &Footprint) -> Vec<String> {
             }
         }
         let alive: Vec<u32> = pids.into_iter().filter(|p| process_running(*p)).collect();
+        pod_netns.extend(
+            alive
+                .iter()
+                .filter_map(|pid| netns_inode(&format!("/proc/{pid}/ns/net")))
+                .filter(|inode| Some(*inode) != host_netns),
+        );
         if alive.is_empty() {
             break;
         }
@@ -864,17 +875,21 @@ pub fn teardown(footprint: &Footprint) -> Vec<String> {
         }
     }
 
-    // Pod network namespaces this server created (their veths go with them).
-    for netns in cni_netns().difference(&footprint.netns_before) {
-        let out = Command::new("ip").args(["netns", "delete", netns]).output();
+    // The pods' network namespaces (their veths go with them), then our bridge once no
+    // pod is left on it.
+    for netns in cni_netns() {
+        let path = format!("{NETNS_DIR}/{netns}");
+        if !netns_inode(&path).is_some_and(|inode| pod_netns.contains(&inode)) {
+            continue;
+        }
+        let out = Command::new("ip")
+            .args(["netns", "delete", &netns])
+            .output();
         if !out.is_ok_and(|o| o.status.success()) {
             left.push(format!("network namespace {netns}"));
         }
     }
-    for veth in bridge_ports().difference(&footprint.veths_before) {
-        let _ = Command::new("ip").args(["link", "delete", veth]).output();
-    }
-    if link_exists(BRIDGE) && !footprint.bridge_existed {
+    if link_exists(BRIDGE) && !footprint.bridge_existed && bridge_ports().is_empty() {
         let out = Command::new("ip").args(["link", "delete", BRIDGE]).output();
         if !out.is_ok_and(|o| o.status.success()) {
             left.push(format!("link {BRIDGE}"));
@@ -1014,6 +1029,13 @@ fn cni_netns() -> BTreeSet<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The inode of a network namespace file (`/proc/<pid>/ns/net` or a bind mount of one
+/// under `/var/run/netns`): equal inodes are the same namespace.
+fn netns_inode(path: &str) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| m.ino())
 }
 
 fn link_exists(name: &str) -> bool {

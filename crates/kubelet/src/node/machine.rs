@@ -48,11 +48,8 @@ pub fn memory_available() -> u64 {
 pub fn filesystem(path: &Path) -> (u64, u64) {
     match nix::sys::statvfs::statvfs(path) {
         Ok(s) => {
-            let block = s.fragment_size() as u64;
-            (
-                s.blocks() as u64 * block,
-                s.blocks_available() as u64 * block,
-            )
+            let block = s.fragment_size();
+            (s.blocks() * block, s.blocks_available() * block)
         }
         Err(_) => (0, 0),
     }

@@ -244,7 +244,7 @@ async fn images(cri: &Cri) -> Vec<Value> {
         return Vec::new();
     };
     let mut list = resp.into_inner().images;
-    list.sort_by(|a, b| b.size.cmp(&a.size));
+    list.sort_by_key(|i| std::cmp::Reverse(i.size));
     list.into_iter()
         .take(50)
         .map(|i| {

@@ -62,7 +62,7 @@ impl PodRuntimeState {
             .map_err(|s| Error::cri("ListPodSandbox", s))?
             .into_inner()
             .items;
-        sandboxes.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        sandboxes.sort_by_key(|s| std::cmp::Reverse(s.created_at));
         let list = runtime
             .list_containers(api::ListContainersRequest {
                 filter: Some(api::ContainerFilter {

@@ -282,7 +282,6 @@ pub fn container_config(i: ContainerInputs<'_>) -> api::ContainerConfig {
                 no_new_privs: sc.and_then(|s| s.allow_privilege_escalation) == Some(false),
                 ..Default::default()
             }),
-            ..Default::default()
         }),
         ..Default::default()
     }

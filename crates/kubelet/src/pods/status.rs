@@ -232,14 +232,8 @@ pub fn pod_status(i: &StatusInputs<'_>) -> Value {
         match outcome {
             Outcome::Running => running += 1,
             Outcome::NotRun => waiting += 1,
-            Outcome::Restarting => {
-                // Upstream counts a container with a last termination as stopped.
-                if restart_policy == "Never" {
-                    failed += 1
-                } else {
-                    running += 1
-                }
-            }
+            // Waiting to restart after an exit: the pod is still running.
+            Outcome::Restarting => running += 1,
             Outcome::Succeeded => succeeded += 1,
             Outcome::Failed => failed += 1,
         }
@@ -251,9 +245,7 @@ pub fn pod_status(i: &StatusInputs<'_>) -> Value {
         old_phase
     } else if init_failed {
         "Failed".into()
-    } else if !initialized {
-        "Pending".into()
-    } else if waiting > 0 {
+    } else if !initialized || waiting > 0 {
         "Pending".into()
     } else if running > 0 {
         "Running".into()

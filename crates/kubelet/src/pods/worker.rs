@@ -73,8 +73,6 @@ pub struct Worker {
     backoff: Backoff,
     /// The exited container instance each back-off step was taken for, by container name.
     backoff_seen: HashMap<String, String>,
-    /// The back-off length shown in CrashLoopBackOff messages, by container name.
-    backoff_lengths: HashMap<String, Duration>,
     last_status: Option<Value>,
     wake_at: Option<Instant>,
     probe_tx: mpsc::Sender<ProbeUpdate>,
@@ -137,7 +135,6 @@ impl Worker {
             messages: HashMap::new(),
             backoff: Backoff::new(),
             backoff_seen: HashMap::new(),
-            backoff_lengths: HashMap::new(),
             last_status: None,
             wake_at: None,
             probe_tx,
@@ -204,24 +201,21 @@ impl Worker {
                 self.started
                     .insert(update.container_id.clone(), update.success);
             }
-            ProbeKind::Liveness => {
-                if !update.success {
-                    self.liveness_failed
-                        .insert(update.container_id.clone(), update.message.clone());
-                }
-            }
+            ProbeKind::Liveness => {}
         }
-        if !update.success {
-            let kind = match update.kind {
-                ProbeKind::Liveness => "Liveness",
-                ProbeKind::Readiness => "Readiness",
-                ProbeKind::Startup => "Startup",
-            };
+        // A failed liveness or startup probe gets the container killed and restarted by
+        // the next sync, as upstream.
+        if !update.success && update.kind != ProbeKind::Readiness {
+            self.liveness_failed
+                .insert(update.container_id.clone(), update.message.clone());
+        }
+        // The initial "not ready yet" of a readiness probe has no message and no event.
+        if !update.success && !update.message.is_empty() {
             self.shared.events.warning(
                 &self.pod,
                 Some(&field),
                 "Unhealthy",
-                format!("{kind} probe failed: {}", update.message),
+                format!("{} probe failed: {}", update.kind, update.message),
             );
         }
     }
@@ -537,7 +531,7 @@ impl Worker {
             }
         };
         if let Some(remaining) = delay {
-            let total = self.backoff_total(&key, remaining);
+            let total = self.backoff.current_delay(&key);
             let message = format!(
                 "back-off {}s restarting failed container={} pod={}_{}({})",
                 total.as_secs(),
@@ -565,25 +559,11 @@ impl Worker {
             self.wake_in(remaining + Duration::from_millis(50));
             return Ok(false);
         }
-        self.backoff_lengths.remove(&c.name);
         let attempt = exited.restart_count() + 1;
         self.start_container(sandbox_id, c, attempt, init).await?;
         // Keep the exited instance for `--previous` logs and lastState; drop older ones.
         self.remove_older_than(&c.name, exited.attempt).await;
         Ok(true)
-    }
-
-    /// The whole length of the current back-off (for "back-off 20s restarting ..."): the
-    /// remaining wait the first time it is seen, remembered until the restart.
-    fn backoff_total(&mut self, key: &ContainerKey, remaining: Duration) -> Duration {
-        let entry = self
-            .backoff_lengths
-            .entry(key.container_name.clone())
-            .or_insert(remaining);
-        if remaining > *entry {
-            *entry = remaining;
-        }
-        Duration::from_secs(entry.as_secs_f64().round() as u64)
     }
 
     fn remember_message(&mut self, record: &ContainerRecord) {

@@ -28,7 +28,7 @@ use k3rs_core::Shutdown;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
-use tracing::{debug, info, warn};
+use tracing::{debug, info, warn, Instrument};
 
 use crate::cri::Cri;
 use crate::{Error, Paths, Result};
@@ -172,41 +172,48 @@ async fn serve(listener: TcpListener, acceptor: TlsAcceptor, app: Router, shutdo
             _ = shutdown.cancelled() => break,
         };
         let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(err)) => {
-                    debug!(%peer, error = %err, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let peer_user = auth::PeerUser(certificate_user(&tls));
-            let service = app.map_request(move |mut req: http::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(peer_user.clone());
-                req
-            });
-            let builder = Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection_with_upgrades(
-                TokioIo::new(tls),
-                TowerToHyperService::new(service),
-            );
-            if let Err(err) = watcher.watch(conn.into_owned()).await {
-                debug!(%peer, error = %err, "connection ended with an error");
-            }
-        });
+        let connection =
+            serve_connection(tcp, peer, acceptor.clone(), app.clone(), graceful.watcher());
+        tokio::spawn(connection.in_current_span());
     }
     if tokio::time::timeout(GRACE, graceful.shutdown())
         .await
         .is_err()
     {
         debug!("kubelet API connections still open after the grace period; closing them");
+    }
+}
+
+/// One client connection: the TLS handshake, then HTTP/1.1 or HTTP/2 (with upgrades)
+/// until the client closes it.
+async fn serve_connection(
+    tcp: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    acceptor: TlsAcceptor,
+    app: Router,
+    watcher: hyper_util::server::graceful::Watcher,
+) {
+    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(err)) => {
+            debug!(%peer, error = %err, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    let peer_user = auth::PeerUser(certificate_user(&tls));
+    let service = app.map_request(move |mut req: http::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(peer_user.clone());
+        req
+    });
+    let builder = Builder::new(TokioExecutor::new());
+    let conn = builder
+        .serve_connection_with_upgrades(TokioIo::new(tls), TowerToHyperService::new(service));
+    if let Err(err) = watcher.watch(conn.into_owned()).await {
+        debug!(%peer, error = %err, "connection ended with an error");
     }
 }
 

@@ -15,7 +15,7 @@ use http::header::{self, HeaderMap, HeaderName};
 use http::{StatusCode, Uri};
 use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
-use tracing::debug;
+use tracing::{debug, Instrument};
 
 use super::HttpError;
 
@@ -91,11 +91,14 @@ pub async fn proxy(mut request: Request, target: &Uri) -> Result<Response, HttpE
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
         .await
         .map_err(|e| HttpError::internal(format!("streaming server handshake: {e}")))?;
-    tokio::spawn(async move {
-        if let Err(err) = connection.with_upgrades().await {
-            debug!(error = %err, "streaming server connection ended");
+    tokio::spawn(
+        async move {
+            if let Err(err) = connection.with_upgrades().await {
+                debug!(error = %err, "streaming server connection ended");
+            }
         }
-    });
+        .in_current_span(),
+    );
 
     let path = target.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let mut forwarded = http::Request::builder()
@@ -124,20 +127,23 @@ pub async fn proxy(mut request: Request, target: &Uri) -> Result<Response, HttpE
 
     let runtime_side = hyper::upgrade::on(&mut answer);
     let client_side = hyper::upgrade::on(&mut request);
-    tokio::spawn(async move {
-        let (client, runtime) = tokio::join!(client_side, runtime_side);
-        match (client, runtime) {
-            (Ok(client), Ok(runtime)) => {
-                let mut client = TokioIo::new(client);
-                let mut runtime = TokioIo::new(runtime);
-                match tokio::io::copy_bidirectional(&mut client, &mut runtime).await {
-                    Ok((up, down)) => debug!(up, down, "stream closed"),
-                    Err(err) => debug!(error = %err, "stream ended with an error"),
+    tokio::spawn(
+        async move {
+            let (client, runtime) = tokio::join!(client_side, runtime_side);
+            match (client, runtime) {
+                (Ok(client), Ok(runtime)) => {
+                    let mut client = TokioIo::new(client);
+                    let mut runtime = TokioIo::new(runtime);
+                    match tokio::io::copy_bidirectional(&mut client, &mut runtime).await {
+                        Ok((up, down)) => debug!(up, down, "stream closed"),
+                        Err(err) => debug!(error = %err, "stream ended with an error"),
+                    }
                 }
+                (Err(err), _) | (_, Err(err)) => debug!(error = %err, "upgrade did not complete"),
             }
-            (Err(err), _) | (_, Err(err)) => debug!(error = %err, "upgrade did not complete"),
         }
-    });
+        .in_current_span(),
+    );
     let (parts, _) = answer.into_parts();
     Ok(Response::from_parts(parts, Body::empty()))
 }
@@ -200,5 +206,117 @@ mod tests {
             ["v5.channel.k8s.io", "v4.channel.k8s.io", "channel.k8s.io"]
         );
         assert!(!is_upgrade(&headers(&[("Upgrade", "websocket")])));
+    }
+
+    /// A stand-in for containerd's streaming server: answers one request with `answer`,
+    /// then (after a 101) echoes what it reads in upper case. Returns its URL and the
+    /// request head it received.
+    async fn streaming_server(
+        answer: &'static str,
+    ) -> (Uri, tokio::sync::oneshot::Receiver<String>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/exec/token123", listener.local_addr().unwrap());
+        let (head_tx, head_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                let mut byte = [0u8];
+                conn.read_exact(&mut byte).await.unwrap();
+                head.push(byte[0]);
+            }
+            head_tx.send(String::from_utf8(head).unwrap()).unwrap();
+            conn.write_all(answer.as_bytes()).await.unwrap();
+            let mut buf = [0u8; 64];
+            loop {
+                let n = conn.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                conn.write_all(&buf[..n].to_ascii_uppercase())
+                    .await
+                    .unwrap();
+            }
+        });
+        (url.parse().unwrap(), head_rx)
+    }
+
+    /// The kubelet side: every request is proxied to `target`.
+    async fn front(target: Uri) -> std::net::SocketAddr {
+        let app = axum::Router::new().fallback(move |request: Request| {
+            let target = target.clone();
+            async move {
+                use axum::response::IntoResponse;
+                proxy(request, &target)
+                    .await
+                    .unwrap_or_else(IntoResponse::into_response)
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        address
+    }
+
+    async fn send_upgrade(address: std::net::SocketAddr) -> (tokio::net::TcpStream, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut conn = tokio::net::TcpStream::connect(address).await.unwrap();
+        conn.write_all(
+            b"POST /exec/default/web/app?command=sh HTTP/1.1\r\nHost: node\r\n\
+              Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\
+              X-Stream-Protocol-Version: v4.channel.k8s.io\r\n\
+              Authorization: Bearer secret\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8];
+            conn.read_exact(&mut byte).await.unwrap();
+            head.push(byte[0]);
+        }
+        (conn, String::from_utf8(head).unwrap().to_ascii_lowercase())
+    }
+
+    #[tokio::test]
+    async fn switching_protocols_joins_both_connections() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (target, seen) = streaming_server(
+            "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\
+             Upgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n",
+        )
+        .await;
+        let (mut conn, head) = send_upgrade(front(target).await).await;
+        assert!(head.starts_with("http/1.1 101"), "{head}");
+        assert!(
+            head.contains("x-stream-protocol-version: v4.channel.k8s.io"),
+            "{head}"
+        );
+        let seen = seen.await.unwrap().to_ascii_lowercase();
+        assert!(seen.starts_with("post /exec/token123 http/1.1"), "{seen}");
+        assert!(seen.contains("upgrade: spdy/3.1"), "{seen}");
+        assert!(
+            !seen.contains("authorization"),
+            "credentials must not reach the runtime"
+        );
+        conn.write_all(b"ping").await.unwrap();
+        let mut echoed = [0u8; 4];
+        conn.read_exact(&mut echoed).await.unwrap();
+        assert_eq!(&echoed, b"PING");
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_passed_back_as_it_came() {
+        use tokio::io::AsyncReadExt;
+        let (target, _seen) = streaming_server(
+            "HTTP/1.1 403 Forbidden\r\nContent-Length: 4\r\nConnection: close\r\n\r\nnope",
+        )
+        .await;
+        let (mut conn, head) = send_upgrade(front(target).await).await;
+        assert!(head.starts_with("http/1.1 403"), "{head}");
+        let mut body = [0u8; 4];
+        conn.read_exact(&mut body).await.unwrap();
+        assert_eq!(&body, b"nope");
     }
 }
