@@ -11,9 +11,10 @@
 //! Stopping k3rs stops containerd but, by design, not the containers, so dropping an
 //! [`AgentServer`] (also while a test panics) stops the server and then removes what the
 //! node left behind: runc shims and container processes (by process id), cgroups, mounts,
-//! network namespaces, the bridge and veths, and `/run/k3rs/<node>`. What a server will
-//! leave is written to [`FOOTPRINT_PATH`] before it starts, so the next lock holder cleans
-//! up after a test process that was killed before it could.
+//! the pods' network namespaces (found by the namespace inode of their processes; their
+//! veths go with them), `cni0` if this server created it, and `/run/k3rs/<node>`. What a
+//! server will leave is written to [`FOOTPRINT_PATH`] before it starts, so the next lock
+//! holder cleans up after a test process that was killed before it could.
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -26,7 +27,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ContainerStatus, Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::Api;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -190,6 +193,37 @@ impl AgentServer {
                 );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The renewTime of the node's Lease in `kube-node-lease`, if it has one.
+    pub async fn lease_renew_time(&self) -> Option<MicroTime> {
+        let leases: Api<Lease> = Api::namespaced(self.client().await, "kube-node-lease");
+        leases
+            .get_opt(&self.node)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|lease| lease.spec)
+            .and_then(|spec| spec.renew_time)
+    }
+
+    /// Wait until the node's Lease is renewed after `since`: proof that a (re)started
+    /// kubelet is up, where the node's Ready condition may still be the old process's.
+    pub async fn wait_lease_renewed(&self, since: &MicroTime, timeout: Duration) {
+        let started = Instant::now();
+        loop {
+            if self.lease_renew_time().await.is_some_and(|t| t.0 > since.0) {
+                return;
+            }
+            if started.elapsed() > timeout {
+                panic!(
+                    "the Lease of node {} was not renewed within {timeout:?}\nserver log tail:\n{}",
+                    self.node,
+                    self.log_tail(60)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 

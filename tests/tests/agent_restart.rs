@@ -63,6 +63,7 @@ async fn containers_survive_server_restarts_and_are_adopted() {
     let before = snapshot(&k, &["keep-1", "keep-2"]).await;
 
     // ---- SIGKILL: no chance to clean up; the containers run on under their shims.
+    let renewed = k.lease_renew_time().await.expect("the node has a Lease");
     k.kill9();
     std::thread::sleep(Duration::from_secs(1));
     for (name, running) in &before {
@@ -73,14 +74,18 @@ async fn containers_survive_server_restarts_and_are_adopted() {
         );
     }
     k.start_again();
-    let (_, took) = k.wait_node_ready(Duration::from_secs(30)).await;
-    println!("node Ready again {took:?} after a SIGKILL restart");
-    // The agent relists and reports the pods again, unchanged.
+    // The node's status is still the old kubelet's: wait for the new one to renew the
+    // Lease, then give it a few relist periods, in which adopting must restart nothing.
+    let started = std::time::Instant::now();
+    k.wait_lease_renewed(&renewed, Duration::from_secs(30))
+        .await;
+    println!("new kubelet up {:?} after the restart", started.elapsed());
+    std::thread::sleep(Duration::from_secs(3));
+    k.wait_node_ready(Duration::from_secs(30)).await;
     let after = snapshot(&k, &["keep-1", "keep-2"]).await;
     assert_eq!(after, before, "containers adopted as they were");
-    // Give the agent a few relist periods: adopting must not restart anything.
-    std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(snapshot(&k, &["keep-1", "keep-2"]).await, before);
+    // The new kubelet serves the old pods' logs and exec.
+    assert_eq!(k.exec("keep-1", &["cat", "/www/index.html"]), "keep-1\n");
 
     // A new pod starts next to them, and the network between them works.
     k.apply(&pod("after-kill"));
@@ -107,6 +112,7 @@ async fn containers_survive_server_restarts_and_are_adopted() {
 
     // ---- A clean stop (SIGTERM) stops containerd but not the containers either.
     let before = snapshot(&k, &["keep-1", "keep-2", "after-kill"]).await;
+    let renewed = k.lease_renew_time().await.expect("the node has a Lease");
     k.stop();
     for (name, running) in &before {
         assert!(
@@ -116,6 +122,9 @@ async fn containers_survive_server_restarts_and_are_adopted() {
         );
     }
     k.start_again();
+    k.wait_lease_renewed(&renewed, Duration::from_secs(30))
+        .await;
+    std::thread::sleep(Duration::from_secs(3));
     k.wait_node_ready(Duration::from_secs(30)).await;
     let after = snapshot(&k, &["keep-1", "keep-2", "after-kill"]).await;
     assert_eq!(after, before, "containers adopted after a clean restart");

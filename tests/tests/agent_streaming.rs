@@ -148,7 +148,11 @@ async fn logs_exec_cp_port_forward_and_attach_through_kubectl() {
 
     // ---- logs -f delivers lines written after it started.
     let now = ok(k.kubectl(&["logs", "ticker", "--tail=1"]));
-    let last: u64 = now.trim().strip_prefix("tick ").unwrap().parse().unwrap();
+    let last: u64 = now
+        .strip_prefix("tick ")
+        .and_then(|n| n.strip_suffix('\n'))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("kubectl logs ticker --tail=1 printed {now:?}"));
     let mut follow = k.kubectl_background(&["logs", "-f", "ticker"], false);
     let lines = follow.read_until(Duration::from_secs(10), |line| {
         line.strip_prefix("tick ")

@@ -1,5 +1,5 @@
-//! Command-line definition. Every server flag also reads `K3RS_<NAME>` from the
-//! environment and a key of the same name from the config file (see `config_file`).
+//! Command-line definition. Every server and agent flag also reads `K3RS_<NAME>` from
+//! the environment and a key of the same name from the config file (see `config_file`).
 //! Values stay strings here; `server::Settings::from_args` validates them so each
 //! problem is reported in one line naming the flag.
 
@@ -24,6 +24,10 @@ pub struct Cli {
 pub enum Command {
     /// Run a server: API server, datastore and (later) controllers and agent.
     Server(Box<ServerArgs>),
+    /// Run a node agent that joins the cluster of a server (`--server`, `--token`).
+    Agent(Box<AgentCmdArgs>),
+    /// Manage bootstrap tokens that let agents join (talks to the local server).
+    Token(TokenArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -98,8 +102,118 @@ pub struct ServerArgs {
     /// Do not run the agent (kubelet, container runtime) on this server.
     #[arg(long, env = "K3RS_DISABLE_AGENT", action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
     pub disable_agent: bool,
+    /// Shared secret agents (only) may join with; the server token keeps working too.
+    #[arg(
+        long,
+        env = "K3RS_AGENT_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub agent_token: Option<String>,
+    /// File holding the agent token.
+    #[arg(long, env = "K3RS_AGENT_TOKEN_FILE", value_name = "FILE")]
+    pub agent_token_file: Option<String>,
     #[command(flatten)]
     pub agent: AgentArgs,
+}
+
+/// `k3rs agent`: join the cluster of `--server` with `--token` and run this node.
+#[derive(Debug, Clone, Args)]
+pub struct AgentCmdArgs {
+    /// Config file (YAML); `config.yaml.d/*.yaml` beside it are read too.
+    #[arg(short = 'c', long, env = "K3RS_CONFIG_FILE", value_name = "FILE")]
+    pub config: Option<String>,
+    /// Server to join, e.g. https://10.0.0.1:6443.
+    #[arg(long, short = 's', env = "K3RS_URL", value_name = "URL")]
+    pub server: Option<String>,
+    /// Join token: K10<ca-hash>::<user>:<password>, a bootstrap token or a bare password.
+    #[arg(
+        long,
+        short = 't',
+        env = "K3RS_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// File holding the join token.
+    #[arg(long, env = "K3RS_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<String>,
+    /// Folder for state: certificates, kubeconfigs, containerd.
+    #[arg(long, short = 'd', env = "K3RS_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<String>,
+    /// Name of this node (default: the hostname).
+    #[arg(long, env = "K3RS_NODE_NAME", value_name = "NAME")]
+    pub node_name: Option<String>,
+    /// IP address of this node (default: the address this machine reaches the server from).
+    #[arg(long, env = "K3RS_NODE_IP", value_name = "IP", value_delimiter = ',')]
+    pub node_ip: Vec<String>,
+    /// Append a stable random id to the node name, e.g. `worker-5f3c09ab`.
+    #[arg(long, env = "K3RS_WITH_NODE_ID", action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
+    pub with_node_id: bool,
+    /// Where this node keeps its node password (default /etc/rancher/node/password); the
+    /// node id of --with-node-id is kept beside it. Give each agent on one machine its own.
+    #[arg(long, env = "K3RS_NODE_PASSWORD_FILE", value_name = "FILE")]
+    pub node_password_file: Option<String>,
+    #[command(flatten)]
+    pub agent: AgentArgs,
+}
+
+/// `k3rs token`.
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    pub command: TokenCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum TokenCommand {
+    /// Create a bootstrap token and print the join token for it.
+    Create(TokenCreateArgs),
+    /// List bootstrap tokens.
+    List(TokenListArgs),
+    /// Delete bootstrap tokens, by id or whole token.
+    Delete(TokenDeleteArgs),
+}
+
+/// How `k3rs token` reaches the server: the admin kubeconfig `k3rs server` wrote.
+#[derive(Debug, Clone, Args)]
+pub struct TokenClientArgs {
+    /// Kubeconfig of a cluster administrator (default /etc/rancher/k3rs/k3rs.yaml).
+    #[arg(long, env = "KUBECONFIG", value_name = "FILE")]
+    pub kubeconfig: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenCreateArgs {
+    /// How long the token stays valid, e.g. 24h, 90m or 0 (forever).
+    #[arg(long, value_name = "DURATION", default_value = "24h")]
+    pub ttl: String,
+    /// Note shown by `k3rs token list`.
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+    /// Use this token (`[a-z0-9]{6}.[a-z0-9]{16}`) instead of a random one.
+    #[arg(long, value_name = "ID.SECRET", hide_env_values = true)]
+    pub token: Option<String>,
+    #[command(flatten)]
+    pub client: TokenClientArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenListArgs {
+    /// Output format: text, json or yaml.
+    #[arg(long, short = 'o', value_name = "FORMAT", default_value = "text")]
+    pub output: String,
+    #[command(flatten)]
+    pub client: TokenClientArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenDeleteArgs {
+    /// Token ids (or whole tokens) to delete.
+    #[arg(required = true, value_name = "TOKEN")]
+    pub tokens: Vec<String>,
+    #[command(flatten)]
+    pub client: TokenClientArgs,
 }
 
 /// Flags of the node agent, shared by `k3rs server` (unless --disable-agent) and `k3rs agent`.

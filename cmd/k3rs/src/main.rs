@@ -4,7 +4,9 @@
 mod agent;
 mod cli;
 mod config_file;
+mod join;
 mod server;
+mod token;
 
 use clap::{CommandFactory, Parser};
 
@@ -33,9 +35,16 @@ fn init_tracing(debug: bool) {
 
 fn main() {
     let raw: Vec<String> = std::env::args().collect();
-    let args = match config_file::expand_args(raw, "server", &long_flags("server")) {
-        Ok(args) => args,
-        Err(err) => fail(err),
+    // The config file holds flags of the subcommand being run: the first bare word.
+    let subcommand = raw.iter().skip(1).find(|a| !a.starts_with('-')).cloned();
+    let args = match subcommand.as_deref() {
+        Some(name @ ("server" | "agent")) => {
+            match config_file::expand_args(raw, name, &long_flags(name)) {
+                Ok(args) => args,
+                Err(err) => fail(err),
+            }
+        }
+        _ => raw,
     };
     let cli = cli::Cli::parse_from(args);
     init_tracing(cli.debug);
@@ -46,6 +55,9 @@ fn main() {
     let result = match cli.command {
         cli::Command::Server(args) => server::Settings::from_args(&args)
             .and_then(|settings| runtime.block_on(server::run(settings))),
+        cli::Command::Agent(args) => join::Settings::from_args(&args)
+            .and_then(|settings| runtime.block_on(join::command::run(settings))),
+        cli::Command::Token(args) => runtime.block_on(token::run(args)),
     };
     if let Err(err) = result {
         fail(err);

@@ -510,7 +510,9 @@ mod tests {
         ];
         args.extend_from_slice(extra);
         let cli = crate::cli::Cli::try_parse_from(args).unwrap();
-        let crate::cli::Command::Server(server) = cli.command;
+        let crate::cli::Command::Server(server) = cli.command else {
+            panic!("server subcommand expected");
+        };
         Settings::from_args(&server)
     }
 

@@ -127,12 +127,22 @@ pub fn resource_list(resources: &[Arc<ResourceDef>], group: &str, version: &str)
         }
         if def.group.is_empty() && def.plural == "pods" {
             for (name, group, kind, verbs) in [
-                ("pods/attach", "", "PodAttachOptions", &["create", "get"][..]),
+                (
+                    "pods/attach",
+                    "",
+                    "PodAttachOptions",
+                    &["create", "get"][..],
+                ),
                 ("pods/binding", "", "Binding", &["create"][..]),
                 ("pods/eviction", "policy", "Eviction", &["create"][..]),
                 ("pods/exec", "", "PodExecOptions", &["create", "get"][..]),
                 ("pods/log", "", "Pod", &["get"][..]),
-                ("pods/portforward", "", "PodPortForwardOptions", &["create", "get"][..]),
+                (
+                    "pods/portforward",
+                    "",
+                    "PodPortForwardOptions",
+                    &["create", "get"][..],
+                ),
             ] {
                 entries.push(json!({
                     "name": name, "singularName": "", "namespaced": true,

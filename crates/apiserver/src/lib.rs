@@ -30,6 +30,7 @@ mod schema;
 mod serve;
 mod serviceaccount;
 mod storage;
+pub mod supervisor;
 mod watch;
 
 use std::net::SocketAddr;
@@ -79,6 +80,9 @@ pub struct AppState {
     authorizer: Arc<authz::Authorizer>,
     custom: Arc<crd::CustomResources>,
     shutdown: Shutdown,
+    /// Join endpoints' signing keys and agent settings; `None` until
+    /// [`Server::with_supervisor`] (the endpoints then refuse to sign).
+    supervisor: Option<Arc<supervisor::Settings>>,
 }
 
 impl AppState {
@@ -144,6 +148,7 @@ impl Server {
             authorizer: Arc::new(authz::Authorizer::empty()),
             custom: Arc::default(),
             shutdown,
+            supervisor: None,
         };
         bootstrap::ensure_defaults(&state)
             .await
@@ -152,6 +157,13 @@ impl Server {
             .await
             .map_err(Error::Bootstrap)?;
         Ok(Server { listener, state })
+    }
+
+    /// Let agents join through this server's supervisor endpoints (`/cacerts`,
+    /// `/v1-k3rs/...`), signing their certificates with the cluster CAs.
+    pub fn with_supervisor(mut self, settings: supervisor::Settings) -> Server {
+        self.state.supervisor = Some(Arc::new(settings));
+        self
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -212,6 +224,9 @@ fn router(state: AppState) -> Router {
             state.clone(),
             auth::require_authentication,
         ))
+        // The join endpoints authenticate join tokens themselves, before (outside) the
+        // API's authentication.
+        .merge(supervisor::routes())
         .layer(axum::middleware::from_fn(log_request))
         .with_state(state)
 }

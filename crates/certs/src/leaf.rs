@@ -86,6 +86,18 @@ impl LeafSpec {
     pub fn issue(&self, ca: &Authority) -> Result<(String, String)> {
         let what = format!("certificate for {:?}", self.common_name);
         let key = KeyPair::generate().map_err(|e| Error::generate(&what, e))?;
+        let cert_pem = self.sign_public_key(&key, ca)?;
+        Ok((cert_pem, key.serialize_pem()))
+    }
+
+    /// A certificate for `public_key` (a fresh key, or the key of a verified certificate
+    /// signing request) signed by `ca`. Returns the certificate PEM.
+    pub fn sign_public_key(
+        &self,
+        public_key: &impl rcgen::PublicKeyData,
+        ca: &Authority,
+    ) -> Result<String> {
+        let what = format!("certificate for {:?}", self.common_name);
         let mut params = CertificateParams::default();
         params.distinguished_name = rcgen::DistinguishedName::new();
         params
@@ -123,15 +135,15 @@ impl LeafSpec {
         params.serial_number = Some(random_serial());
         set_validity(&mut params, LEAF_LIFETIME);
         let cert = params
-            .signed_by(&key, ca.issuer())
+            .signed_by(public_key, ca.issuer())
             .map_err(|e| Error::generate(&what, e))?;
         if self.organizations.len() < 2 {
-            return Ok((cert.pem(), key.serialize_pem()));
+            return Ok(cert.pem());
         }
         let subject = encode_name(&self.common_name, &self.organizations);
         let der = replace_subject(cert.der(), &subject, ca.issuer().key())
             .map_err(|reason| Error::parse(&what, reason))?;
-        Ok((der_to_pem(&der), key.serialize_pem()))
+        Ok(der_to_pem(&der))
     }
 
     /// Why an existing certificate cannot be kept for this spec, or `None` if it can.

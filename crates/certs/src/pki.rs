@@ -175,6 +175,39 @@ impl Pki {
         LeafSpec::server(common_name, sans_dns, sans_ip).issue(&self.server_ca)
     }
 
+    /// Sign the key of a verified certificate request as a client certificate of the
+    /// client CA (CN = user, O = groups), e.g. `system:node:<name>`/`system:nodes` for
+    /// a joining kubelet. The request's own subject and extensions are ignored. Returns
+    /// the certificate PEM.
+    pub fn sign_client_request(
+        &self,
+        request: &crate::csr::SigningRequest,
+        common_name: &str,
+        groups: &[&str],
+    ) -> Result<String> {
+        crate::csr::sign(
+            request,
+            &LeafSpec::client(common_name, groups),
+            &self.client_ca,
+        )
+    }
+
+    /// Sign the key of a verified certificate request as a serving certificate of the
+    /// server CA (a joining kubelet's HTTPS endpoint). Returns the certificate PEM.
+    pub fn sign_serving_request(
+        &self,
+        request: &crate::csr::SigningRequest,
+        common_name: &str,
+        sans_dns: &[String],
+        sans_ip: &[IpAddr],
+    ) -> Result<String> {
+        crate::csr::sign(
+            request,
+            &LeafSpec::server(common_name, sans_dns, sans_ip),
+            &self.server_ca,
+        )
+    }
+
     /// Issue a client certificate signed by the request-header CA, for an authenticating
     /// proxy in front of the API server (k3s's `client-auth-proxy`).
     pub fn issue_request_header_client_cert(&self, common_name: &str) -> Result<(String, String)> {

@@ -79,6 +79,19 @@ pub fn write_config(paths: &Paths, pod_cidr: &IpNet, mtu: u32) -> Result<()> {
         .map_err(|e| Error::io(format!("replacing {}", target.display()), e))
 }
 
+/// Write the conflist again even if unchanged, so containerd's directory watch sees an
+/// event: a file written after containerd's first load but before its watch started is
+/// otherwise never noticed ("cni plugin not initialized" forever).
+pub fn rewrite_config(paths: &Paths, pod_cidr: &IpNet, mtu: u32) -> Result<()> {
+    let target = paths.cni_conf_dir.join(CONFLIST_NAME);
+    match std::fs::remove_file(&target) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(format!("removing {}", target.display()), e)),
+    }
+    write_config(paths, pod_cidr, mtu)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -75,6 +75,34 @@ impl Config {
     }
 }
 
+/// Nudge containerd until it reports NetworkReady: its CNI directory watch starts a
+/// moment after its first load, and a config written in between is missed.
+async fn ensure_cni_loaded(cri: &cri::Cri, paths: &Paths, pod_cidr: &ipnet::IpNet, mtu: u32) {
+    for attempt in 0..60 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut runtime = cri.runtime.clone();
+        let ready = runtime
+            .status(cri::api::StatusRequest { verbose: false })
+            .await
+            .ok()
+            .and_then(|r| r.into_inner().status)
+            .is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.r#type == "NetworkReady" && c.status)
+            });
+        if ready {
+            return;
+        }
+        if attempt % 2 == 1 {
+            if let Err(err) = cni::rewrite_config(paths, pod_cidr, mtu) {
+                warn!(error = %err, "rewriting the CNI config");
+            }
+        }
+    }
+    warn!("the container runtime still reports its network as not ready");
+}
+
 /// Run the agent until `shutdown`. Containers keep running when it stops: a restarted
 /// agent adopts them from the runtime.
 pub async fn run(config: Config, shutdown: Shutdown) -> Result<()> {
@@ -126,6 +154,8 @@ async fn run_inner(config: Config, shutdown: Shutdown) -> Result<()> {
         let pod_cidr = node::wait_pod_cidr(&config.client, &config.node_name, &shutdown).await?;
         cni::write_config(&paths, &pod_cidr, config.cni_mtu)?;
         info!(%pod_cidr, "CNI config written");
+        let (cri, paths, mtu) = (cri.clone(), paths.clone(), config.cni_mtu);
+        tokio::spawn(async move { ensure_cni_loaded(&cri, &paths, &pod_cidr, mtu).await });
     }
 
     let server = server::ServerConfig {

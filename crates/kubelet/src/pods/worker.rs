@@ -192,25 +192,29 @@ impl Worker {
 
     async fn on_probe(&mut self, update: ProbeUpdate) {
         let field = container_field(false, &update.container_name);
-        match update.kind {
+        let failed_check = match update.kind {
+            // The initial "not ready yet" is no failure; a ready container turning
+            // unready is (even when the probe printed nothing).
             ProbeKind::Readiness => {
-                self.readiness
+                let before = self
+                    .readiness
                     .insert(update.container_id.clone(), update.success);
+                !update.success && before == Some(true)
             }
             ProbeKind::Startup => {
                 self.started
                     .insert(update.container_id.clone(), update.success);
+                !update.success
             }
-            ProbeKind::Liveness => {}
-        }
+            ProbeKind::Liveness => !update.success,
+        };
         // A failed liveness or startup probe gets the container killed and restarted by
         // the next sync, as upstream.
         if !update.success && update.kind != ProbeKind::Readiness {
             self.liveness_failed
                 .insert(update.container_id.clone(), update.message.clone());
         }
-        // The initial "not ready yet" of a readiness probe has no message and no event.
-        if !update.success && !update.message.is_empty() {
+        if failed_check {
             self.shared.events.warning(
                 &self.pod,
                 Some(&field),
@@ -1045,8 +1049,11 @@ impl Worker {
                         )
                         .await;
                     }
-                    let remaining =
-                        deadline.saturating_duration_since(Instant::now()).as_secs() as i64;
+                    // Rounded up: truncating took up to a second off the grace period.
+                    let remaining = deadline
+                        .saturating_duration_since(Instant::now())
+                        .as_millis()
+                        .div_ceil(1000) as i64;
                     let _ = runtime
                         .stop_container(api::StopContainerRequest {
                             container_id: id,

@@ -1,0 +1,93 @@
+//! `k3rs agent` until the node agent is wired in: join, show what the join produced and
+//! prove the node's credentials work, then stay up until SIGTERM/SIGINT.
+
+use anyhow::{Context, Result};
+use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+use kube::api::PostParams;
+
+use super::{join, Joined, Settings};
+
+/// Resolve when the process receives SIGTERM or SIGINT.
+async fn termination_signal() -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
+    }
+    Ok(())
+}
+
+/// Who the API server says the node's client is (a SelfSubjectReview).
+async fn whoami(joined: &Joined) -> Result<String> {
+    let reviews: kube::Api<SelfSubjectReview> = kube::Api::all(joined.client.clone());
+    let review = reviews
+        .create(&PostParams::default(), &SelfSubjectReview::default())
+        .await
+        .context("asking the API server who this node is")?;
+    let user = review.status.and_then(|s| s.user_info).unwrap_or_default();
+    Ok(format!(
+        "{} (groups {})",
+        user.username.unwrap_or_default(),
+        user.groups.unwrap_or_default().join(", ")
+    ))
+}
+
+/// The kubelet API must be able to serve with the serving certificate and verify API
+/// server clients with the client CA: build exactly that TLS configuration once.
+fn check_serving(joined: &Joined) -> Result<()> {
+    k3rs_certs::tls::server_config(
+        &joined.serving_cert_pem,
+        &joined.serving_key_pem,
+        &joined.client_ca_pem,
+    )
+    .context("the kubelet serving certificate is unusable")?;
+    Ok(())
+}
+
+fn summary(joined: &Joined, identity: &str) -> String {
+    let ips: Vec<String> = joined.node_ips.iter().map(ToString::to_string).collect();
+    let cluster = &joined.cluster;
+    [
+        format!("joined {} as node {}", joined.server_url, joined.node_name),
+        format!("  API identity:     {identity}"),
+        format!(
+            "  cluster CA hash:  {}",
+            k3rs_certs::ca_hash(&joined.server_ca_pem)
+        ),
+        format!("  node IPs:         {}", ips.join(", ")),
+        format!("  cluster CIDR:     {}", cluster.cluster_cidr),
+        format!("  service CIDR:     {}", cluster.service_cidr),
+        format!("  cluster DNS:      {}", cluster.cluster_dns),
+        format!("  cluster domain:   {}", cluster.cluster_domain),
+        format!("  flannel backend:  {}", joined.flannel_backend),
+        format!("  servers:          {}", joined.servers.join(", ")),
+        format!(
+            "  kubeconfig:       {}",
+            joined.kubelet_kubeconfig.display()
+        ),
+        format!(
+            "  kube-proxy:       {}",
+            joined.kube_proxy_kubeconfig.display()
+        ),
+        format!(
+            "  controllers:      {}",
+            joined.controller_kubeconfig.display()
+        ),
+    ]
+    .join("\n")
+}
+
+pub async fn run(settings: Settings) -> Result<()> {
+    let joined = tokio::select! {
+        joined = join(&settings) => joined?,
+        signal = termination_signal() => return signal,
+    };
+    let identity = whoami(&joined).await?;
+    check_serving(&joined)?;
+    println!("{}", summary(&joined, &identity));
+    termination_signal().await?;
+    tracing::info!("k3rs agent stopped");
+    Ok(())
+}
