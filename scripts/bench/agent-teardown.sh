@@ -25,7 +25,8 @@ pids_matching() {
     for dir in /proc/[0-9]*; do
         pid=${dir#/proc/}
         [ "$pid" = "$$" ] && continue
-        cmdline=$(tr '\0' ' ' <"$dir/cmdline" 2>/dev/null) || continue
+        # The process may be gone by now: the redirection's error is silenced too.
+        cmdline=$(tr '\0' ' ' 2>/dev/null <"$dir/cmdline") || continue
         ok=1
         for needle in "$@"; do
             [[ $cmdline == *"$needle"* ]] || { ok=""; break; }

@@ -4,9 +4,9 @@
 # with a throwaway data dir and the images in place, and prints
 #   1. the time from starting `k3rs server` to its Node's Ready condition True (the API is
 #      polled every 50 ms),
-#   2. pod start latency of 100 bare busybox pods created at once (image present): from
-#      each pod's create request to a watch event showing it Ready, timed on the client,
-#      as p50/p90/p99/max, and the time until all 100 are Ready,
+#   2. pod start latency (image present), from a pod's create request to a watch event
+#      showing it Ready, timed on the client: of one pod alone, then of 100 bare busybox
+#      pods created at once as p50/p90/p99/max, with the time until all 100 are Ready,
 #   3. RSS of the k3rs process, of containerd and of the runc shims (summed), idle before
 #      the pods and with the 100 pods running.
 # Targets (issue 5): node Ready <= 5 s after start; pod start p99 <= 2 s; k3rs RSS with
@@ -147,12 +147,42 @@ def memory(label):
     return k3rs
 
 
+def cpu_seconds(pid, children=False):
+    """User+system CPU time of a process (and of its reaped children) in seconds."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # Fields after the command: state is [0], utime [11], stime [12], cutime [13], cstime [14].
+    ticks = int(fields[11]) + int(fields[12])
+    if children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_usage():
+    """CPU seconds so far of k3rs, of containerd (with the CNI plugins it ran), of this
+    node's shims (with runc), and the machine's busy and total time."""
+    config = f"{work}/data/agent/etc/containerd/config.toml"
+    socket = f"/run/k3rs/{node}/containerd/containerd.sock"
+    containerd = sum(cpu_seconds(p, True) for p, c in processes() if c.startswith("containerd ") and config in c)
+    shims = sum(cpu_seconds(p, True) for p, c in processes() if "containerd-shim" in c and socket in c)
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    total = sum(values) / os.sysconf("SC_CLK_TCK")
+    idle = (values[3] + values[4]) / os.sysconf("SC_CLK_TCK")
+    return [cpu_seconds(server_pid), containerd, shims, total - idle, total]
+
+
 def percentile(values, p):
     ordered = sorted(values)
     return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
 conn = connect()
+with open("/proc/loadavg") as f:
+    print(f"machine: {os.cpu_count()} CPUs, load average {' '.join(f.read().split()[:3])} at start")
 
 # ---- 1. node Ready after start.
 deadline = time.monotonic() + 60
@@ -175,7 +205,35 @@ while call(conn, "GET", "/api/v1/namespaces/default/serviceaccounts/default")[0]
 time.sleep(5)
 memory("idle RSS (node Ready + 5 s)")
 
-# ---- 2. pod start latency: watch first, then create all pods at once.
+def pod_manifest(name, label):
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"bench": label}},
+        "spec": {
+            "terminationGracePeriodSeconds": 0,
+            "containers": [{"name": "main", "image": "busybox:1.35", "command": ["sleep", "3600"]}],
+        },
+    }
+
+
+# ---- 2a. one pod alone (polled every 10 ms), then deleted again.
+started = time.monotonic()
+code, body = call(conn, "POST", "/api/v1/namespaces/default/pods", pod_manifest("bench-alone", "alone"))
+assert code == 201, body
+while True:
+    code, obj = call(conn, "GET", "/api/v1/namespaces/default/pods/bench-alone")
+    if code == 200 and ready(obj):
+        break
+    if time.monotonic() - started > 60:
+        sys.exit("the lone pod was not Ready within 60 s")
+    time.sleep(0.01)
+print(f"pod start latency of one pod alone (create -> Ready): {time.monotonic() - started:.2f} s")
+call(conn, "DELETE", "/api/v1/namespaces/default/pods/bench-alone")
+while call(conn, "GET", "/api/v1/namespaces/default/pods/bench-alone")[0] == 200:
+    time.sleep(0.1)
+
+# ---- 2b. many pods at once: watch first, then create them all.
 code, listed = call(conn, "GET", "/api/v1/namespaces/default/pods?labelSelector=bench%3Dagent")
 assert code == 200, listed
 resource_version = listed["metadata"]["resourceVersion"]
@@ -216,15 +274,7 @@ failures = []
 def create(chunk):
     client = connect()
     for name in chunk:
-        pod = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": name, "labels": {"bench": "agent"}},
-            "spec": {
-                "terminationGracePeriodSeconds": 0,
-                "containers": [{"name": "main", "image": "busybox:1.35", "command": ["sleep", "3600"]}],
-            },
-        }
+        pod = pod_manifest(name, "agent")
         created_at[name] = time.monotonic()
         code, body = call(client, "POST", "/api/v1/namespaces/default/pods", pod)
         if code != 201:
@@ -232,6 +282,7 @@ def create(chunk):
 
 
 threads = [threading.Thread(target=create, args=(names[i::10],)) for i in range(10)]
+cpu_before = cpu_usage()
 first_create = time.monotonic()
 for t in threads:
     t.start()
@@ -242,6 +293,7 @@ if failures:
 created_s = time.monotonic() - first_create
 if not all_ready.wait(180):
     sys.exit(f"only {len(ready_at)} of {pods} pods Ready 180 s after the creates")
+cpu = [after - before for after, before in zip(cpu_usage(), cpu_before)]
 latencies = [ready_at[n] - created_at[n] for n in names]
 print(
     f"pod start latency ({pods} pods, create -> Ready): p50 {percentile(latencies, 50):.2f} s, "
@@ -251,6 +303,11 @@ print(
 print(
     f"{pods} pods created in {created_s:.2f} s, all Ready "
     f"{max(ready_at.values()) - first_create:.2f} s after the first create"
+)
+
+print(
+    f"CPU time while they started: k3rs {cpu[0]:.1f} s, containerd (+CNI plugins) {cpu[1]:.1f} s, "
+    f"shims (+runc) {cpu[2]:.1f} s; the machine was busy {cpu[3]:.1f} s of {cpu[4]:.1f} CPU-s"
 )
 
 # ---- 3. memory with the pods running.

@@ -20,7 +20,12 @@ pub struct AgentSettings {
     pub pause_image: String,
     pub container_runtime_endpoint: Option<PathBuf>,
     pub kubelet_port: u16,
-    pub write_cni_config: bool,
+    /// `--flannel-backend`; a joined agent follows the server's instead.
+    pub flannel_backend: k3rs_flannel::Backend,
+    pub flannel_iface: Option<String>,
+    pub flannel_external_ip: bool,
+    pub flannel_subnet_env: PathBuf,
+    pub flannel_tx_checksum_off: bool,
 }
 
 fn is_label_key(key: &str) -> bool {
@@ -130,11 +135,8 @@ impl AgentSettings {
                 _ => bail!("invalid --kubelet-arg {arg:?}: k3rs supports port"),
             }
         }
-        let write_cni_config = match args.flannel_backend.as_deref().unwrap_or("vxlan") {
-            "none" => false,
-            "vxlan" | "host-gw" => true,
-            other => bail!("invalid --flannel-backend {other:?}: expected vxlan, host-gw or none"),
-        };
+        let flannel_backend: k3rs_flannel::Backend =
+            args.flannel_backend.as_deref().unwrap_or("vxlan").parse()?;
         let container_runtime_endpoint = args
             .container_runtime_endpoint
             .as_deref()
@@ -149,9 +151,111 @@ impl AgentSettings {
                 .unwrap_or_else(|| k3rs_kubelet::DEFAULT_PAUSE_IMAGE.to_string()),
             container_runtime_endpoint,
             kubelet_port,
-            write_cni_config,
+            flannel_backend,
+            flannel_iface: args.flannel_iface.clone(),
+            flannel_external_ip: args.flannel_external_ip,
+            flannel_subnet_env: PathBuf::from(
+                args.flannel_subnet_env
+                    .as_deref()
+                    .unwrap_or(k3rs_flannel::DEFAULT_SUBNET_ENV_PATH),
+            ),
+            flannel_tx_checksum_off: args.flannel_tx_checksum_off,
         })
     }
+}
+
+/// Who the node is and what the cluster looks like: from the server's own PKI for its
+/// in-process agent, or from the join protocol for `k3rs agent`.
+pub struct NodeIdentity {
+    pub node_name: String,
+    pub node_ips: Vec<IpAddr>,
+    pub data_dir: PathBuf,
+    pub cluster: ClusterConfig,
+    /// `system:node:<name>` in `system:nodes`.
+    pub client: kube::Client,
+    pub serving_cert_pem: String,
+    pub serving_key_pem: String,
+    pub client_ca_pem: String,
+    pub control_plane: bool,
+    pub backend: k3rs_flannel::Backend,
+}
+
+/// Start the node agent: the overlay (unless `none`) and the kubelet. The pod MTU is
+/// known before the kubelet writes its CNI config. A node whose IP is on loopback (a
+/// single-node server bound to 127.0.0.1, as in tests) can have no peers, so it runs no
+/// overlay and keeps the standard MTU.
+pub fn start(
+    settings: &AgentSettings,
+    node: NodeIdentity,
+    shutdown: Shutdown,
+) -> Result<tokio::task::JoinHandle<()>> {
+    use k3rs_flannel::Backend;
+    let node_ip = node
+        .node_ips
+        .iter()
+        .find(|ip| ip.is_ipv4())
+        .or(node.node_ips.first())
+        .copied()
+        .ok_or_else(|| anyhow!("the node has no IP address; set --node-ip"))?;
+    let overlay = node.backend != Backend::None && !node_ip.is_loopback();
+    let cni_mtu = match overlay {
+        true => {
+            let (_, mtu) = k3rs_flannel::flannel_iface(settings.flannel_iface.as_deref(), node_ip)
+                .context("--flannel-iface")?;
+            k3rs_flannel::cni_mtu(node.backend, mtu)
+        }
+        false => 1500,
+    };
+    if overlay {
+        let config = k3rs_flannel::Config {
+            node_name: node.node_name.clone(),
+            client: node.client.clone(),
+            backend: node.backend,
+            iface: settings.flannel_iface.clone(),
+            node_ip,
+            external_ip: settings.flannel_external_ip,
+            cluster_cidr: node.cluster.cluster_cidr,
+            subnet_env_path: settings.flannel_subnet_env.clone(),
+            vtep_mac_path: node.data_dir.join("agent/flannel/vtep-mac"),
+            tx_checksum_offload_off: settings.flannel_tx_checksum_off,
+            ip_masq: true,
+            netns: None,
+        };
+        let overlay_shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            // Without its overlay a node cannot serve pods: stop, as k3s does.
+            if let Err(err) = k3rs_flannel::run(config, overlay_shutdown.clone()).await {
+                tracing::error!(error = %err, "overlay network failed");
+                overlay_shutdown.trigger();
+            }
+        });
+    } else if node.backend != Backend::None {
+        tracing::warn!(%node_ip, "node IP is a loopback address: no overlay network");
+    }
+    let config = k3rs_kubelet::Config {
+        node_name: node.node_name,
+        data_dir: node.data_dir,
+        node_ips: node.node_ips,
+        node_external_ips: settings.node_external_ips.clone(),
+        labels: settings.labels.clone(),
+        taints: settings.taints.clone(),
+        control_plane: node.control_plane,
+        cluster: node.cluster,
+        client: node.client,
+        container_runtime_endpoint: settings.container_runtime_endpoint.clone(),
+        pause_image: settings.pause_image.clone(),
+        kubelet_port: settings.kubelet_port,
+        serving_cert_pem: node.serving_cert_pem,
+        serving_key_pem: node.serving_key_pem,
+        client_ca_pem: node.client_ca_pem,
+        cni_mtu,
+        write_cni_config: node.backend != Backend::None,
+    };
+    Ok(tokio::spawn(async move {
+        if let Err(err) = k3rs_kubelet::run(config, shutdown).await {
+            tracing::error!(error = %err, "agent stopped");
+        }
+    }))
 }
 
 /// What the in-process agent of a server needs besides its settings.
@@ -164,7 +268,7 @@ pub struct LocalNode<'a> {
     pub cluster: &'a ClusterConfig,
 }
 
-/// Start the kubelet of this server's own node, with a client certificate for
+/// Start the agent of this server's own node, with a client certificate for
 /// `system:node:<name>` and a serving certificate for its names and addresses.
 pub async fn start_local(
     settings: &AgentSettings,
@@ -181,30 +285,19 @@ pub async fn start_local(
         .pki
         .issue_serving_cert(node.node_name, &[node.node_name.to_string()], &sans_ip)
         .context("kubelet serving certificate")?;
-    let config = k3rs_kubelet::Config {
+    let identity = NodeIdentity {
         node_name: node.node_name.to_string(),
-        data_dir: node.data_dir.to_path_buf(),
         node_ips: node.node_ips.to_vec(),
-        node_external_ips: settings.node_external_ips.clone(),
-        labels: settings.labels.clone(),
-        taints: settings.taints.clone(),
-        control_plane: true,
+        data_dir: node.data_dir.to_path_buf(),
         cluster: node.cluster.clone(),
         client,
-        container_runtime_endpoint: settings.container_runtime_endpoint.clone(),
-        pause_image: settings.pause_image.clone(),
-        kubelet_port: settings.kubelet_port,
         serving_cert_pem,
         serving_key_pem,
         client_ca_pem: node.pki.client_ca_pem.clone(),
-        cni_mtu: 1500,
-        write_cni_config: settings.write_cni_config,
+        control_plane: true,
+        backend: settings.flannel_backend,
     };
-    Ok(tokio::spawn(async move {
-        if let Err(err) = k3rs_kubelet::run(config, shutdown).await {
-            tracing::error!(error = %err, "agent stopped");
-        }
-    }))
+    start(settings, identity, shutdown)
 }
 
 #[cfg(test)]

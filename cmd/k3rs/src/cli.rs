@@ -245,4 +245,16 @@ pub struct AgentArgs {
     /// Pod network backend: vxlan (default), host-gw or none (no CNI config is written).
     #[arg(long, env = "K3RS_FLANNEL_BACKEND", value_name = "BACKEND")]
     pub flannel_backend: Option<String>,
+    /// Interface the overlay uses (default: the one holding the node IP).
+    #[arg(long, env = "K3RS_FLANNEL_IFACE", value_name = "IFACE")]
+    pub flannel_iface: Option<String>,
+    /// Use the node's external IP as the overlay's public IP.
+    #[arg(long, env = "K3RS_FLANNEL_EXTERNAL_IP", action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
+    pub flannel_external_ip: bool,
+    /// Where the overlay writes flannel's subnet.env (one per node when several share a machine).
+    #[arg(long, env = "K3RS_FLANNEL_SUBNET_ENV", value_name = "FILE")]
+    pub flannel_subnet_env: Option<String>,
+    /// Turn off tx checksum offload on flannel.1 (works around broken VXLAN checksums on some NICs).
+    #[arg(long, env = "K3RS_FLANNEL_TX_CHECKSUM_OFF", action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
+    pub flannel_tx_checksum_off: bool,
 }

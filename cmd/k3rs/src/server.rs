@@ -35,6 +35,10 @@ pub struct Settings {
     pub disable_scheduler: bool,
     /// `None` with `--disable-agent`.
     pub agent: Option<crate::agent::AgentSettings>,
+    /// `--agent-token`: accepted from agents only.
+    pub agent_token: Option<k3rs_certs::Token>,
+    /// `--flannel-backend`, handed to joining agents.
+    pub flannel_backend: k3rs_flannel::Backend,
 }
 
 fn parse_ip(flag: &str, value: &str) -> Result<IpAddr> {
@@ -207,6 +211,13 @@ impl Settings {
             controllers: controller_options(&args.kube_controller_manager_arg)?,
             disable_controller_manager: args.disable_controller_manager,
             disable_scheduler: args.disable_scheduler,
+            agent_token: crate::token::agent_token_from_args(args)?,
+            flannel_backend: args
+                .agent
+                .flannel_backend
+                .as_deref()
+                .unwrap_or("vxlan")
+                .parse()?,
             agent: match args.disable_agent {
                 true => None,
                 false => Some(crate::agent::AgentSettings::from_args(&args.agent)?),
@@ -433,7 +444,13 @@ pub async fn run(settings: Settings) -> Result<()> {
         kubelet_client_cert_pem,
         kubelet_client_key_pem,
     };
-    let server = k3rs_apiserver::Server::bind(config, shutdown.clone()).await?;
+    let server = k3rs_apiserver::Server::bind(config, shutdown.clone())
+        .await?
+        .with_supervisor(k3rs_apiserver::supervisor::Settings {
+            pki: std::sync::Arc::new(pki.clone()),
+            agent_token: settings.agent_token.clone(),
+            flannel_backend: settings.flannel_backend.to_string(),
+        });
     let port = server.local_addr().port();
     let kubeconfig = k3rs_certs::render_kubeconfig(
         &format!("https://127.0.0.1:{port}"),

@@ -38,8 +38,6 @@ pub async fn run(args: TokenArgs) -> Result<()> {
 
 /// The `--agent-token`/`--agent-token-file` of `k3rs server`, if any. Full or short form;
 /// only its password matters (agents always authenticate as user `node`).
-// Read by `server.rs` once it hands the supervisor its settings (issue 6 wiring).
-#[allow(dead_code)]
 pub fn agent_token_from_args(args: &ServerArgs) -> Result<Option<Token>> {
     let text = match (&args.agent_token, &args.agent_token_file) {
         (Some(t), _) if !t.trim().is_empty() => t.clone(),

@@ -1,5 +1,5 @@
-//! `k3rs agent` until the node agent is wired in: join, show what the join produced and
-//! prove the node's credentials work, then stay up until SIGTERM/SIGINT.
+//! `k3rs agent`: join, check the node's credentials, then run the node agent (overlay
+//! and kubelet) until SIGTERM/SIGINT.
 
 use anyhow::{Context, Result};
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
@@ -86,8 +86,35 @@ pub async fn run(settings: Settings) -> Result<()> {
     };
     let identity = whoami(&joined).await?;
     check_serving(&joined)?;
-    println!("{}", summary(&joined, &identity));
-    termination_signal().await?;
+    tracing::info!("{}", summary(&joined, &identity));
+    let shutdown = k3rs_core::Shutdown::new();
+    // The server decides the cluster's overlay; the local flag only applies to servers.
+    let backend: k3rs_flannel::Backend = joined.flannel_backend.parse()?;
+    let node = crate::agent::NodeIdentity {
+        node_name: joined.node_name.clone(),
+        node_ips: joined.node_ips.clone(),
+        data_dir: settings.data_dir.clone(),
+        cluster: joined.cluster.clone(),
+        client: joined.client.clone(),
+        serving_cert_pem: joined.serving_cert_pem.clone(),
+        serving_key_pem: joined.serving_key_pem.clone(),
+        client_ca_pem: joined.client_ca_pem.clone(),
+        control_plane: false,
+        backend,
+    };
+    let agent = crate::agent::start(&settings.agent, node, shutdown.clone())?;
+    tokio::select! {
+        signal = termination_signal() => signal?,
+        _ = shutdown.cancelled() => {}
+    }
+    shutdown.trigger();
+    // The kubelet stops containerd (never the containers) on the way out.
+    if tokio::time::timeout(std::time::Duration::from_secs(10), agent)
+        .await
+        .is_err()
+    {
+        tracing::warn!("agent did not stop in time");
+    }
     tracing::info!("k3rs agent stopped");
     Ok(())
 }
