@@ -776,7 +776,7 @@ pub fn test_images() -> &'static Path {
 // `File::lock` is newer (1.89) than the workspace's rust-version; the end-to-end tests
 // are not part of what that version promises to build.
 #[allow(clippy::incompatible_msrv)]
-fn lock_exclusive(path: &Path) -> File {
+pub fn lock_exclusive(path: &Path) -> File {
     let file = File::options()
         .create(true)
         .truncate(false)
@@ -789,7 +789,7 @@ fn lock_exclusive(path: &Path) -> File {
 }
 
 /// Copy the test images where the agent imports air-gap images at start.
-fn stage_images(images: &Path, data_dir: &Path) {
+pub fn stage_images(images: &Path, data_dir: &Path) {
     let target = data_dir.join("agent/images");
     std::fs::create_dir_all(&target)
         .unwrap_or_else(|e| panic!("creating {}: {e}", target.display()));
@@ -953,7 +953,7 @@ fn kill9(pid: u32) {
 
 /// SIGKILL every process (other than this one) whose command line matches, and wait
 /// (up to 5 s) for them to go.
-fn kill_matching(matches: impl Fn(&str) -> bool) {
+pub fn kill_matching(matches: impl Fn(&str) -> bool) {
     let me = std::process::id();
     let pids: Vec<u32> = processes()
         .into_iter()

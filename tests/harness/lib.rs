@@ -5,6 +5,7 @@
 //! test leaves nothing running.
 
 pub mod agent;
+pub mod cluster;
 pub mod fake_nodes;
 
 use std::net::TcpListener;

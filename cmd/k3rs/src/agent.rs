@@ -261,7 +261,8 @@ pub fn start(
 /// What the in-process agent of a server needs besides its settings.
 pub struct LocalNode<'a> {
     pub pki: &'a Pki,
-    pub api_port: u16,
+    /// Where this process's API server is reached from inside it.
+    pub api: std::net::SocketAddr,
     pub data_dir: &'a Path,
     pub node_name: &'a str,
     pub node_ips: &'a [IpAddr],
@@ -277,7 +278,7 @@ pub async fn start_local(
 ) -> Result<tokio::task::JoinHandle<()>> {
     let user = format!("system:node:{}", node.node_name);
     let client =
-        crate::server::local_client(node.pki, node.api_port, "kubelet", &user, &["system:nodes"])
+        crate::server::local_client(node.pki, node.api, "kubelet", &user, &["system:nodes"])
             .await?;
     let mut sans_ip = node.node_ips.to_vec();
     sans_ip.extend(settings.node_external_ips.iter().copied());

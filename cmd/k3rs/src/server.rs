@@ -270,6 +270,9 @@ fn controller_options(args: &[String]) -> Result<k3rs_controllers::Options> {
 fn pki_config(settings: &Settings) -> PkiConfig {
     let mut sans_ip: Vec<IpAddr> = settings.node_ips.clone();
     sans_ip.push(settings.advertise_address);
+    if !settings.bind_address.is_unspecified() {
+        sans_ip.push(settings.bind_address);
+    }
     sans_ip.push(settings.cluster.kubernetes_service_ip());
     let mut sans_dns = vec![settings.node_name.clone()];
     for san in &settings.tls_sans {
@@ -335,7 +338,7 @@ fn parse_duration(v: &str) -> Option<Duration> {
 /// A client of this server's API authenticated by a fresh client certificate for `user`.
 pub async fn local_client(
     pki: &Pki,
-    port: u16,
+    api: SocketAddr,
     component: &str,
     user: &str,
     groups: &[&str],
@@ -343,12 +346,8 @@ pub async fn local_client(
     let (cert, key) = pki
         .issue_client_cert(user, groups)
         .with_context(|| format!("client certificate for {user}"))?;
-    let yaml = k3rs_certs::render_kubeconfig(
-        &format!("https://127.0.0.1:{port}"),
-        &pki.server_ca_pem,
-        &cert,
-        &key,
-    );
+    let yaml =
+        k3rs_certs::render_kubeconfig(&format!("https://{api}"), &pki.server_ca_pem, &cert, &key);
     let kubeconfig = kube::config::Kubeconfig::from_yaml(&yaml).context("in-process kubeconfig")?;
     let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
@@ -370,19 +369,19 @@ pub async fn local_client(
 async fn start_control_plane(
     settings: &Settings,
     pki: &Pki,
-    port: u16,
+    api: SocketAddr,
     shutdown: Shutdown,
 ) -> Result<()> {
     let controller_client = local_client(
         pki,
-        port,
+        api,
         "kube-controller-manager",
         "system:kube-controller-manager",
         &["system:masters"],
     )
     .await?;
     let scheduler_client =
-        local_client(pki, port, "kube-scheduler", "system:kube-scheduler", &[]).await?;
+        local_client(pki, api, "kube-scheduler", "system:kube-scheduler", &[]).await?;
     let config = k3rs_controllers::Config {
         controller_client,
         scheduler_client,
@@ -452,8 +451,14 @@ pub async fn run(settings: Settings) -> Result<()> {
             flannel_backend: settings.flannel_backend.to_string(),
         });
     let port = server.local_addr().port();
+    // In-process clients and the kubeconfig dial the loopback address unless the API
+    // only listens on one address (e.g. the node's, in a network namespace).
+    let api = match settings.bind_address.is_unspecified() {
+        true => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+        false => SocketAddr::new(settings.bind_address, port),
+    };
     let kubeconfig = k3rs_certs::render_kubeconfig(
-        &format!("https://127.0.0.1:{port}"),
+        &format!("https://{api}"),
         &pki.server_ca_pem,
         &pki.admin_cert_pem,
         &pki.admin_key_pem,
@@ -472,13 +477,13 @@ pub async fn run(settings: Settings) -> Result<()> {
         "k3rs server is up"
     );
     if !(settings.disable_controller_manager && settings.disable_scheduler) {
-        start_control_plane(&settings, &pki, port, shutdown.clone()).await?;
+        start_control_plane(&settings, &pki, api, shutdown.clone()).await?;
     }
     let mut agent_task = None;
     if let Some(agent) = &settings.agent {
         let node = crate::agent::LocalNode {
             pki: &pki,
-            api_port: port,
+            api,
             data_dir: &settings.data_dir,
             node_name: &settings.node_name,
             node_ips: &settings.node_ips,
