@@ -31,3 +31,11 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked --no-fail-fast
+# Tests marked #[ignore] need root and network namespaces (the overlay between two
+# namespaces, a supervised containerd); CI runs as root, so they run here too.
+echo "== cargo test -- --ignored (root-only tests)"
+if [ "$(id -u)" != 0 ]; then
+    echo "the root-only tests (overlay, containerd) need root" >&2
+    exit 1
+fi
+cargo test --workspace --locked --no-fail-fast -- --ignored

@@ -773,9 +773,6 @@ pub fn test_images() -> &'static Path {
 
 /// Open (creating) `path` and take an exclusive lock on it, waiting for other holders;
 /// released when the file is closed, also when the process dies.
-// `File::lock` is newer (1.89) than the workspace's rust-version; the end-to-end tests
-// are not part of what that version promises to build.
-#[allow(clippy::incompatible_msrv)]
 pub fn lock_exclusive(path: &Path) -> File {
     let file = File::options()
         .create(true)

@@ -67,12 +67,10 @@ pub fn write_config(paths: &Paths, pod_cidr: &IpNet, mtu: u32) -> Result<()> {
     }
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-    // The temporary file goes next to the dir, not in it: containerd reloads on every
-    // change in the dir and would log a failed load for a half-written file.
-    let temporary = match dir.parent() {
-        Some(parent) => parent.join(format!(".{CONFLIST_NAME}.tmp")),
-        None => dir.join(format!(".{CONFLIST_NAME}.tmp")),
-    };
+    // The temporary file is renamed within the dir: containerd 1.6's watch reloads on the
+    // rename's event there (a file moved in from outside only produces a Create, which it
+    // ignores). The dot name and `.tmp` suffix keep libcni from ever loading it.
+    let temporary = dir.join(format!(".{CONFLIST_NAME}.tmp"));
     std::fs::write(&temporary, &content)
         .map_err(|e| Error::io(format!("writing {}", temporary.display()), e))?;
     std::fs::rename(&temporary, &target)
