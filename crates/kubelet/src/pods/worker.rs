@@ -711,21 +711,7 @@ impl Worker {
         {
             Ok(e) => e,
             Err(err) => {
-                let message = err.to_string();
-                self.shared.events.warning(
-                    &self.pod,
-                    Some(&field),
-                    "Failed",
-                    format!("Error: {message}"),
-                );
-                self.waiting.insert(
-                    c.name.clone(),
-                    Waiting {
-                        reason: "CreateContainerConfigError".into(),
-                        message,
-                    },
-                );
-                self.wake_in(Duration::from_secs(5));
+                self.container_failed(c, &field, "CreateContainerConfigError", err.to_string());
                 return Ok(());
             }
         };
@@ -745,21 +731,7 @@ impl Worker {
         ) {
             Ok(m) => m,
             Err(err) => {
-                let message = err.to_string();
-                self.shared.events.warning(
-                    &self.pod,
-                    Some(&field),
-                    "Failed",
-                    format!("Error: {message}"),
-                );
-                self.waiting.insert(
-                    c.name.clone(),
-                    Waiting {
-                        reason: "CreateContainerConfigError".into(),
-                        message,
-                    },
-                );
-                self.wake_in(Duration::from_secs(5));
+                self.container_failed(c, &field, "CreateContainerConfigError", err.to_string());
                 return Ok(());
             }
         };
@@ -784,20 +756,7 @@ impl Worker {
             Ok(r) => r.into_inner().container_id,
             Err(status) => {
                 let message = status.message().to_string();
-                self.shared.events.warning(
-                    &self.pod,
-                    Some(&field),
-                    "Failed",
-                    format!("Error: {message}"),
-                );
-                self.waiting.insert(
-                    c.name.clone(),
-                    Waiting {
-                        reason: "CreateContainerError".into(),
-                        message,
-                    },
-                );
-                self.wake_in(Duration::from_secs(5));
+                self.container_failed(c, &field, "CreateContainerError", message);
                 return Ok(());
             }
         };
@@ -809,6 +768,25 @@ impl Worker {
         );
         self.start_created(&id, c, init).await;
         Ok(())
+    }
+
+    /// A container could not be created: a `Failed` event, the reason as its waiting
+    /// state, and another try in a few seconds.
+    fn container_failed(&mut self, c: &Container, field: &str, reason: &str, message: String) {
+        self.shared.events.warning(
+            &self.pod,
+            Some(field),
+            "Failed",
+            format!("Error: {message}"),
+        );
+        self.waiting.insert(
+            c.name.clone(),
+            Waiting {
+                reason: reason.into(),
+                message,
+            },
+        );
+        self.wake_in(Duration::from_secs(5));
     }
 
     async fn start_created(&mut self, id: &str, c: &Container, init: bool) {
