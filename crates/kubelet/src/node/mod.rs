@@ -13,7 +13,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{json, Value};
-use tracing::{info, warn};
+use tracing::warn;
 
 use crate::cri::{api, Cri};
 use crate::{Config, Error, Result};
@@ -137,7 +137,6 @@ pub async fn register(config: &Config, runtime_version: &str) -> Result<Registra
         &[],
     )
     .await?;
-    info!("node registered");
     Ok(registration)
 }
 
