@@ -106,7 +106,7 @@ fn router(state: SharedState) -> Router {
         )
         .route(
             "/exec/{namespace}/{pod}/{uid}/{container}",
-            get(streaming::exec_with_uid).post(streaming::exec_with_uid),
+            get(streaming::exec).post(streaming::exec),
         )
         .route(
             "/attach/{namespace}/{pod}/{container}",
@@ -114,7 +114,7 @@ fn router(state: SharedState) -> Router {
         )
         .route(
             "/attach/{namespace}/{pod}/{uid}/{container}",
-            get(streaming::attach_with_uid).post(streaming::attach_with_uid),
+            get(streaming::attach).post(streaming::attach),
         )
         .route(
             "/portForward/{namespace}/{pod}",
@@ -122,7 +122,7 @@ fn router(state: SharedState) -> Router {
         )
         .route(
             "/portForward/{namespace}/{pod}/{uid}",
-            get(streaming::port_forward_with_uid).post(streaming::port_forward_with_uid),
+            get(streaming::port_forward).post(streaming::port_forward),
         )
         .route("/stats/summary", get(stats::summary))
         .fallback(|| async { HttpError::new(http::StatusCode::NOT_FOUND, "404 page not found") })

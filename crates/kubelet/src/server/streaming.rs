@@ -13,6 +13,7 @@
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{StatusCode, Uri};
+use std::collections::HashMap;
 
 use super::lookup::{self, PodRef};
 use super::upgrade;
@@ -121,81 +122,41 @@ impl StreamOptions {
     }
 }
 
-pub async fn exec(
-    State(state): State<SharedState>,
-    Path((namespace, pod, container)): Path<(String, String, String)>,
-    request: Request,
-) -> Response {
+/// The pod (and, for exec/attach, the container) named by the route's parameters; the
+/// `/{uid}/` variants of each route add the pod's UID.
+fn target(params: &HashMap<String, String>) -> (PodRef, Option<String>) {
     let pod = PodRef {
-        namespace,
-        name: pod,
-        uid: None,
+        namespace: params.get("namespace").cloned().unwrap_or_default(),
+        name: params.get("pod").cloned().unwrap_or_default(),
+        uid: params.get("uid").cloned(),
     };
-    respond(serve(state, Kind::Exec, pod, Some(container), request).await)
+    (pod, params.get("container").cloned())
 }
 
-pub async fn exec_with_uid(
+pub async fn exec(
     State(state): State<SharedState>,
-    Path((namespace, pod, uid, container)): Path<(String, String, String, String)>,
+    Path(params): Path<HashMap<String, String>>,
     request: Request,
 ) -> Response {
-    let pod = PodRef {
-        namespace,
-        name: pod,
-        uid: Some(uid),
-    };
-    respond(serve(state, Kind::Exec, pod, Some(container), request).await)
+    let (pod, container) = target(&params);
+    respond(serve(state, Kind::Exec, pod, container, request).await)
 }
 
 pub async fn attach(
     State(state): State<SharedState>,
-    Path((namespace, pod, container)): Path<(String, String, String)>,
+    Path(params): Path<HashMap<String, String>>,
     request: Request,
 ) -> Response {
-    let pod = PodRef {
-        namespace,
-        name: pod,
-        uid: None,
-    };
-    respond(serve(state, Kind::Attach, pod, Some(container), request).await)
-}
-
-pub async fn attach_with_uid(
-    State(state): State<SharedState>,
-    Path((namespace, pod, uid, container)): Path<(String, String, String, String)>,
-    request: Request,
-) -> Response {
-    let pod = PodRef {
-        namespace,
-        name: pod,
-        uid: Some(uid),
-    };
-    respond(serve(state, Kind::Attach, pod, Some(container), request).await)
+    let (pod, container) = target(&params);
+    respond(serve(state, Kind::Attach, pod, container, request).await)
 }
 
 pub async fn port_forward(
     State(state): State<SharedState>,
-    Path((namespace, pod)): Path<(String, String)>,
+    Path(params): Path<HashMap<String, String>>,
     request: Request,
 ) -> Response {
-    let pod = PodRef {
-        namespace,
-        name: pod,
-        uid: None,
-    };
-    respond(serve(state, Kind::PortForward, pod, None, request).await)
-}
-
-pub async fn port_forward_with_uid(
-    State(state): State<SharedState>,
-    Path((namespace, pod, uid)): Path<(String, String, String)>,
-    request: Request,
-) -> Response {
-    let pod = PodRef {
-        namespace,
-        name: pod,
-        uid: Some(uid),
-    };
+    let (pod, _) = target(&params);
     respond(serve(state, Kind::PortForward, pod, None, request).await)
 }
 
