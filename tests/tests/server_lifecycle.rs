@@ -271,6 +271,8 @@ fn run_failing(dir: &Path, args: &[&str]) -> String {
         .arg("--bind-address=127.0.0.1")
         .arg("--node-ip=127.0.0.1")
         .arg("--node-name=e2e-node")
+        // These tests are about the server's flags; the agent has its own tests.
+        .arg("--disable-agent")
         .arg("--write-kubeconfig")
         .arg(dir.join("kubeconfig.yaml"));
     if !args.iter().any(|a| a.starts_with("--config")) {
@@ -387,6 +389,8 @@ impl Launched {
             .arg("--bind-address=127.0.0.1")
             .arg("--node-ip=127.0.0.1")
             .arg("--node-name=e2e-node")
+            // These tests are about the server's flags; the agent has its own tests.
+            .arg("--disable-agent")
             .arg("--write-kubeconfig")
             .arg(dir.join("kubeconfig.yaml"))
             .arg("--config")
