@@ -26,6 +26,7 @@ mod pki;
 mod subject;
 pub mod tls;
 pub mod token;
+mod unverified;
 mod validity;
 
 pub use atomic_file::write_file_with_mode;
@@ -36,3 +37,4 @@ pub use kubeconfig::render_kubeconfig;
 pub use pki::{Pki, PkiConfig};
 pub use tls::client_identity;
 pub use token::{ca_hash, ensure_server_token, Token};
+pub use unverified::unverified_client_config;

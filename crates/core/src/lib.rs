@@ -6,6 +6,7 @@
 //! this crate instead of on each other.
 
 pub mod cluster;
+pub mod http_upgrade;
 pub mod quantity;
 pub mod resource;
 pub mod selector;

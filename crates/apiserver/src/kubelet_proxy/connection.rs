@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderName};
+use http::header::{self, HeaderMap};
 use http::request::Parts;
 use http::{Method, StatusCode};
 use http_body_util::{BodyExt, Empty, Limited};
@@ -128,7 +128,7 @@ pub async fn forward(
         }
     });
 
-    let upgrade = is_upgrade(&parts.headers);
+    let upgrade = k3rs_core::http_upgrade::is_upgrade(&parts.headers);
     let method = if upgrade {
         parts.method.clone()
     } else {
@@ -207,24 +207,10 @@ pub async fn forward(
     Ok(response)
 }
 
-fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
-    headers.get_all(name).iter().any(|value| {
-        value
-            .to_str()
-            .unwrap_or_default()
-            .split(',')
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
-    })
-}
-
-/// Whether the request asks to switch protocols (SPDY or WebSocket).
-pub fn is_upgrade(headers: &HeaderMap) -> bool {
-    has_token(headers, header::CONNECTION, "upgrade") && headers.contains_key(header::UPGRADE)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k3rs_core::http_upgrade::is_upgrade;
 
     #[test]
     fn only_upgrade_negotiation_reaches_the_kubelet() {

@@ -172,10 +172,10 @@ async fn serve(
     request: Request,
 ) -> Result<Response, HttpError> {
     let headers = request.headers();
-    if !upgrade::is_upgrade(headers) {
+    if !k3rs_core::http_upgrade::is_upgrade(headers) {
         return Err(HttpError::bad_request("Upgrade request required"));
     }
-    if upgrade::is_websocket(headers) {
+    if k3rs_core::http_upgrade::is_websocket(headers) {
         if let Some(why) = refuse_websocket(kind, &upgrade::websocket_protocols(headers)) {
             return Err(HttpError::bad_request(why));
         }

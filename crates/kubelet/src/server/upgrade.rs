@@ -39,25 +39,6 @@ pub fn negotiation_headers(from: &HeaderMap) -> HeaderMap {
     headers
 }
 
-fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
-    headers.get_all(name).iter().any(|value| {
-        value
-            .to_str()
-            .unwrap_or_default()
-            .split(',')
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
-    })
-}
-
-/// Whether the request asks to switch protocols at all.
-pub fn is_upgrade(headers: &HeaderMap) -> bool {
-    has_token(headers, header::CONNECTION, "upgrade") && headers.contains_key(header::UPGRADE)
-}
-
-pub fn is_websocket(headers: &HeaderMap) -> bool {
-    has_token(headers, header::UPGRADE, "websocket")
-}
-
 /// The WebSocket subprotocols the client offers, in its order of preference.
 pub fn websocket_protocols(headers: &HeaderMap) -> Vec<String> {
     headers
@@ -151,6 +132,7 @@ pub async fn proxy(mut request: Request, target: &Uri) -> Result<Response, HttpE
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k3rs_core::http_upgrade::{is_upgrade, is_websocket};
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
