@@ -23,6 +23,8 @@ const LEASE_SECONDS: i32 = 40;
 const RENEW_INTERVAL: Duration = Duration::from_secs(10);
 /// A status with no change is still posted this often (upstream's nodeStatusReportFrequency).
 const REPORT_FREQUENCY: Duration = Duration::from_secs(300);
+/// How often the runtime's image list is read for `status.images`.
+const IMAGES_INTERVAL: Duration = Duration::from_secs(10);
 
 /// What registration learned, for the status loop.
 pub struct Registration {
@@ -293,6 +295,8 @@ pub async fn run_status(
     let mut last_post = tokio::time::Instant::now() - REPORT_FREQUENCY;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut last_lease = tokio::time::Instant::now() - RENEW_INTERVAL;
+    let mut images_now: Vec<Value> = Vec::new();
+    let mut last_images = tokio::time::Instant::now() - IMAGES_INTERVAL;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
@@ -307,7 +311,12 @@ pub async fn run_status(
         // Status is checked every second (so Ready shows up quickly) but only posted
         // when a condition or the image list changed, or every REPORT_FREQUENCY.
         let observed = observe(&config, &cri).await;
-        let images = images(&cri).await;
+        // The image list changes only on imports and pulls: ask for it every 10 s.
+        if last_images.elapsed() >= IMAGES_INTERVAL {
+            images_now = images(&cri).await;
+            last_images = tokio::time::Instant::now();
+        }
+        let images = &images_now;
         let signature = format!(
             "{:?}",
             (
@@ -316,7 +325,7 @@ pub async fn run_status(
             )
         );
         if signature != last_signature || last_post.elapsed() >= REPORT_FREQUENCY {
-            match post_status(&config, &registration, &observed, &conditions, &images).await {
+            match post_status(&config, &registration, &observed, &conditions, images).await {
                 Ok(c) => {
                     conditions = c;
                     last_signature = signature;
