@@ -36,6 +36,13 @@ use serde_json::Value;
 
 use crate::{free_port, ok, K3rs};
 
+/// Hard eviction thresholds for test nodes. Upstream's default `nodefs.available<10%`
+/// turns a CI machine whose disk is 90 % full (a fresh build fills it) into a
+/// DiskPressure node whose pods are never scheduled; the tests are about everything
+/// else, so they only guard against a really full disk.
+pub const EVICTION_HARD: &str =
+    "eviction-hard=memory.available<100Mi,nodefs.available<512Mi,imagefs.available<512Mi";
+
 /// Held (exclusively) for the whole life of an agent server.
 pub const LOCK_PATH: &str = "/tmp/k3rs-e2e-agent.lock";
 /// What the current lock holder's server will leave behind, removed after its teardown.
@@ -130,7 +137,14 @@ impl AgentServer {
         );
         let kubelet_port = free_port();
         let port_arg = format!("port={kubelet_port}");
-        let mut args = vec!["--node-name", &node, "--kubelet-arg", &port_arg];
+        let mut args = vec![
+            "--node-name",
+            &node,
+            "--kubelet-arg",
+            &port_arg,
+            "--kubelet-arg",
+            EVICTION_HARD,
+        ];
         args.extend_from_slice(extra);
 
         let mut footprint = None;

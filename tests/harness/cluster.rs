@@ -373,6 +373,8 @@ impl Cluster {
             node.dir.join("subnet.env").display().to_string(),
             "--kubelet-arg".into(),
             "port=10250".into(),
+            "--kubelet-arg".into(),
+            crate::agent::EVICTION_HARD.into(),
         ]);
         let log = File::options()
             .create(true)

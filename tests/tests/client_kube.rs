@@ -427,7 +427,8 @@ fn names_of_containers(containers: &[k8s_openapi::api::core::v1::Container]) -> 
 
 #[tokio::test]
 async fn status_subresource_changes_only_status() {
-    let server = K3rs::start();
+    // No controllers: the deployment controller would write the status this test checks.
+    let server = K3rs::start_with(&["--disable-controller-manager"]);
     let client = server.client().await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
     let created = deployments

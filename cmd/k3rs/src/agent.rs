@@ -20,6 +20,7 @@ pub struct AgentSettings {
     pub pause_image: String,
     pub container_runtime_endpoint: Option<PathBuf>,
     pub kubelet_port: u16,
+    pub eviction_hard: k3rs_kubelet::node::eviction::Thresholds,
     /// `--flannel-backend`; a joined agent follows the server's instead.
     pub flannel_backend: k3rs_flannel::Backend,
     pub flannel_iface: Option<String>,
@@ -122,6 +123,7 @@ impl AgentSettings {
             .map(|t| parse_taint(t))
             .collect::<Result<_>>()?;
         let mut kubelet_port = k3rs_kubelet::DEFAULT_KUBELET_PORT;
+        let mut eviction_hard = Default::default();
         for arg in &args.kubelet_arg {
             let (key, value) = arg
                 .split_once('=')
@@ -132,7 +134,11 @@ impl AgentSettings {
                         anyhow!("invalid --kubelet-arg {arg:?}: expected a port number 1-65535")
                     })?
                 }
-                _ => bail!("invalid --kubelet-arg {arg:?}: k3rs supports port"),
+                "eviction-hard" => {
+                    eviction_hard = k3rs_kubelet::node::eviction::Thresholds::parse(value)
+                        .map_err(|err| anyhow!("invalid --kubelet-arg {arg:?}: {err}"))?
+                }
+                _ => bail!("invalid --kubelet-arg {arg:?}: k3rs supports port and eviction-hard"),
             }
         }
         let flannel_backend: k3rs_flannel::Backend =
@@ -151,6 +157,7 @@ impl AgentSettings {
                 .unwrap_or_else(|| k3rs_kubelet::DEFAULT_PAUSE_IMAGE.to_string()),
             container_runtime_endpoint,
             kubelet_port,
+            eviction_hard,
             flannel_backend,
             flannel_iface: args.flannel_iface.clone(),
             flannel_external_ip: args.flannel_external_ip,
@@ -245,6 +252,7 @@ pub fn start(
         container_runtime_endpoint: settings.container_runtime_endpoint.clone(),
         pause_image: settings.pause_image.clone(),
         kubelet_port: settings.kubelet_port,
+        eviction_hard: settings.eviction_hard.clone(),
         serving_cert_pem: node.serving_cert_pem,
         serving_key_pem: node.serving_key_pem,
         client_ca_pem: node.client_ca_pem,

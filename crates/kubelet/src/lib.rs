@@ -58,6 +58,8 @@ pub struct Config {
     pub pause_image: String,
     /// Kubelet API listener (default `0.0.0.0:10250`).
     pub kubelet_port: u16,
+    /// `--kubelet-arg eviction-hard=...`: when the pressure conditions turn True.
+    pub eviction_hard: node::eviction::Thresholds,
     /// PEM certificate and key the kubelet API serves, signed by the cluster's server CA.
     pub serving_cert_pem: String,
     pub serving_key_pem: String,

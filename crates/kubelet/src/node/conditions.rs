@@ -3,6 +3,8 @@
 
 use serde_json::{json, Value};
 
+use super::eviction::{Threshold, Thresholds};
+
 /// What the status loop saw this round.
 #[derive(Clone, Debug, Default)]
 pub struct Observed {
@@ -10,23 +12,42 @@ pub struct Observed {
     /// Why the runtime is not ready (CRI `Status` conditions), for the Ready message.
     pub runtime_message: String,
     pub network_ready: bool,
+    pub memory_capacity: u64,
     pub memory_available: u64,
     pub disk_capacity: u64,
     pub disk_available: u64,
+    pub inodes_total: u64,
+    pub inodes_free: u64,
     pub pid_limit: u64,
     pub pids_used: u64,
 }
 
-/// Upstream's default hard eviction thresholds: memory.available<100Mi, nodefs.available<10%.
-const MEMORY_THRESHOLD: u64 = 100 * 1024 * 1024;
-
-/// (type, status, reason, message) for every condition the kubelet owns.
-pub fn evaluate(o: &Observed) -> Vec<(&'static str, &'static str, &'static str, String)> {
-    let memory_pressure = o.memory_available < MEMORY_THRESHOLD;
-    let disk_pressure = o.disk_capacity > 0 && o.disk_available * 10 < o.disk_capacity;
-    // Upstream: pid.available < 10% of the limit.
-    let pid_pressure =
-        o.pid_limit > 0 && (o.pid_limit - o.pids_used.min(o.pid_limit)) * 10 < o.pid_limit;
+/// (type, status, reason, message) for every condition the kubelet owns, with the
+/// pressure conditions decided by the hard eviction thresholds.
+pub fn evaluate(
+    o: &Observed,
+    limits: &Thresholds,
+) -> Vec<(&'static str, &'static str, &'static str, String)> {
+    let crossed = |t: Option<Threshold>, available: u64, capacity: u64| {
+        t.is_some_and(|t| t.crossed(available, capacity))
+    };
+    let memory_pressure = crossed(
+        limits.memory_available,
+        o.memory_available,
+        o.memory_capacity,
+    );
+    // Images live on the node's filesystem, so nodefs and imagefs are one statvfs.
+    let disk_pressure = o.disk_capacity > 0
+        && (crossed(limits.nodefs_available, o.disk_available, o.disk_capacity)
+            || crossed(limits.imagefs_available, o.disk_available, o.disk_capacity)
+            || crossed(limits.nodefs_inodes_free, o.inodes_free, o.inodes_total)
+            || crossed(limits.imagefs_inodes_free, o.inodes_free, o.inodes_total));
+    let pid_pressure = o.pid_limit > 0
+        && crossed(
+            limits.pid_available,
+            o.pid_limit - o.pids_used.min(o.pid_limit),
+            o.pid_limit,
+        );
     let mut out = vec![
         match memory_pressure {
             true => (
@@ -96,8 +117,13 @@ pub fn evaluate(o: &Observed) -> Vec<(&'static str, &'static str, &'static str, 
 
 /// The conditions as JSON, keeping each previous lastTransitionTime whose status did not
 /// change; heartbeat times are `now`.
-pub fn render(observed: &Observed, previous: &[Value], now: &str) -> Vec<Value> {
-    evaluate(observed)
+pub fn render(
+    observed: &Observed,
+    limits: &Thresholds,
+    previous: &[Value],
+    now: &str,
+) -> Vec<Value> {
+    evaluate(observed, limits)
         .into_iter()
         .map(|(kind, status, reason, message)| {
             let old = previous.iter().find(|c| c["type"] == kind);
@@ -125,9 +151,12 @@ mod tests {
         Observed {
             runtime_ready: true,
             network_ready: true,
+            memory_capacity: 16 << 30,
             memory_available: 8 << 30,
             disk_capacity: 100,
             disk_available: 50,
+            inodes_total: 100,
+            inodes_free: 50,
             pid_limit: 1000,
             pids_used: 10,
             ..Default::default()
@@ -136,7 +165,7 @@ mod tests {
 
     #[test]
     fn healthy_node_is_ready_without_pressure() {
-        let c = evaluate(&healthy());
+        let c = evaluate(&healthy(), &Thresholds::default());
         let ready = c.iter().find(|c| c.0 == "Ready").unwrap();
         assert_eq!((ready.1, ready.2), ("True", "KubeletReady"));
         assert!(c
@@ -151,7 +180,7 @@ mod tests {
         o.memory_available = 1;
         o.disk_available = 5;
         o.network_ready = false;
-        let c = evaluate(&o);
+        let c = evaluate(&o, &Thresholds::default());
         let get = |t: &str| c.iter().find(|c| c.0 == t).unwrap().1;
         assert_eq!(get("MemoryPressure"), "True");
         assert_eq!(get("DiskPressure"), "True");
@@ -160,9 +189,22 @@ mod tests {
     }
 
     #[test]
+    fn a_given_eviction_hard_replaces_the_defaults() {
+        let mut o = healthy();
+        o.disk_available = 5;
+        let limits = Thresholds::parse("nodefs.available<1%").unwrap();
+        let c = evaluate(&o, &limits);
+        let get = |t: &str| c.iter().find(|c| c.0 == t).unwrap().1;
+        assert_eq!(get("DiskPressure"), "False");
+        o.memory_available = 1;
+        assert_eq!(evaluate(&o, &limits)[0], evaluate(&healthy(), &limits)[0]);
+    }
+
+    #[test]
     fn transition_time_kept_while_status_stays() {
-        let first = render(&healthy(), &[], "t1");
-        let second = render(&healthy(), &first, "t2");
+        let limits = Thresholds::default();
+        let first = render(&healthy(), &limits, &[], "t1");
+        let second = render(&healthy(), &limits, &first, "t2");
         let ready = second.iter().find(|c| c["type"] == "Ready").unwrap();
         assert_eq!(ready["lastTransitionTime"], "t1");
         assert_eq!(ready["lastHeartbeatTime"], "t2");

@@ -30,10 +30,28 @@ fn meminfo_field(text: &str, field: &str) -> Option<u64> {
     })
 }
 
+/// The machine's online CPUs, as upstream's kubelet counts them for capacity: all of
+/// them, whatever this process's affinity or cgroup quota (which
+/// `available_parallelism` would apply).
 pub fn cpu_count() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    online_cpus(&read_trimmed("/sys/devices/system/cpu/online"))
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+}
+
+/// Count a CPU list such as `0-3,6`.
+fn online_cpus(list: &str) -> Option<usize> {
+    list.split(',')
+        .filter(|r| !r.is_empty())
+        .map(|range| match range.split_once('-') {
+            Some((a, b)) => Some(b.parse::<usize>().ok()? + 1 - a.parse::<usize>().ok()?),
+            None => range.parse::<usize>().ok().map(|_| 1),
+        })
+        .sum()
 }
 
 pub fn memory_total() -> u64 {
@@ -44,14 +62,28 @@ pub fn memory_available() -> u64 {
     meminfo("MemAvailable").unwrap_or(0)
 }
 
-/// (capacity, available) bytes of the filesystem holding `path`.
-pub fn filesystem(path: &Path) -> (u64, u64) {
+/// Size and free space of the filesystem holding a path.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Filesystem {
+    pub capacity: u64,
+    pub available: u64,
+    pub inodes: u64,
+    pub inodes_free: u64,
+}
+
+/// The filesystem holding `path`; all zero when it cannot be read.
+pub fn filesystem(path: &Path) -> Filesystem {
     match nix::sys::statvfs::statvfs(path) {
         Ok(s) => {
             let block = s.fragment_size();
-            (s.blocks() * block, s.blocks_available() * block)
+            Filesystem {
+                capacity: s.blocks() * block,
+                available: s.blocks_available() * block,
+                inodes: s.files(),
+                inodes_free: s.files_available(),
+            }
         }
-        Err(_) => (0, 0),
+        Err(_) => Filesystem::default(),
     }
 }
 
@@ -79,7 +111,7 @@ fn tasks_in_loadavg(text: &str) -> Option<u64> {
 
 /// The Node's `status.capacity` (k3s reserves nothing, so allocatable is the same).
 pub fn capacity(data_dir: &Path) -> BTreeMap<String, Quantity> {
-    let (disk, _) = filesystem(data_dir);
+    let disk = filesystem(data_dir).capacity;
     let memory_kib = memory_total() / 1024;
     BTreeMap::from([
         ("cpu".to_string(), Quantity(cpu_count().to_string())),
@@ -135,6 +167,14 @@ pub fn node_info(runtime_version: &str) -> k8s_openapi::api::core::v1::NodeSyste
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn online_cpu_lists() {
+        assert_eq!(online_cpus("0-1"), Some(2));
+        assert_eq!(online_cpus("0-3,6,8-9"), Some(7));
+        assert_eq!(online_cpus("0"), Some(1));
+        assert_eq!(online_cpus("x"), None);
+    }
 
     #[test]
     fn meminfo_fields_in_bytes() {

@@ -2,6 +2,7 @@
 //! the heartbeat Lease in `kube-node-lease`.
 
 mod conditions;
+pub mod eviction;
 pub mod machine;
 
 use std::time::Duration;
@@ -176,7 +177,7 @@ async fn post_status(
 ) -> Result<Vec<Value>> {
     let nodes: Api<Node> = Api::all(config.client.clone());
     let capacity = machine::capacity(&config.data_dir);
-    let conditions = conditions::render(observed, previous, &now());
+    let conditions = conditions::render(observed, &config.eviction_hard, previous, &now());
     let status = json!({
         "status": {
             "capacity": capacity,
@@ -221,15 +222,18 @@ async fn observe(config: &Config, cri: &Cri) -> conditions::Observed {
     // containerd reports NetworkReady once a CNI config is in its conf dir: ours, or with
     // `--flannel-backend none` the one the user brings.
     let network_ready = cri_network;
-    let (disk_capacity, disk_available) = machine::filesystem(&config.data_dir);
+    let fs = machine::filesystem(&config.data_dir);
     let (pid_limit, pids_used) = machine::pids();
     conditions::Observed {
         runtime_ready,
         runtime_message,
         network_ready,
+        memory_capacity: machine::memory_total(),
         memory_available: machine::memory_available(),
-        disk_capacity,
-        disk_available,
+        disk_capacity: fs.capacity,
+        disk_available: fs.available,
+        inodes_total: fs.inodes,
+        inodes_free: fs.inodes_free,
         pid_limit,
         pids_used,
     }
@@ -320,7 +324,7 @@ pub async fn run_status(
         let signature = format!(
             "{:?}",
             (
-                conditions::evaluate(&observed),
+                conditions::evaluate(&observed, &config.eviction_hard),
                 images.iter().map(|i| i.to_string()).collect::<Vec<_>>()
             )
         );
