@@ -98,9 +98,33 @@ pub struct ClusterNode {
     pub dir: PathBuf,
     child: Option<Child>,
     footprint: Footprint,
+    /// The k3rs command line, for [`Cluster::restart_node`].
+    args: Vec<String>,
 }
 
 impl ClusterNode {
+    /// Run `k3rs <args>` in the node's netns, appending to its log.
+    fn spawn(&mut self, args: Vec<String>) {
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let child = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", node_netns(self.index)))
+            .arg("--")
+            .arg(binary())
+            .args(&args)
+            .env_remove("KUBECONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn nsenter k3rs");
+        self.child = Some(child);
+        self.args = args;
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.join("data")
     }
@@ -355,6 +379,7 @@ impl Cluster {
             dir,
             child: None,
             footprint,
+            args: Vec::new(),
         };
         stage_images(images, &node.data_dir());
         let config = node.dir.join("config.yaml");
@@ -376,23 +401,7 @@ impl Cluster {
             "--kubelet-arg".into(),
             crate::agent::EVICTION_HARD.into(),
         ]);
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(node.log_path())
-            .unwrap();
-        let child = Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{}", node_netns(index)))
-            .arg("--")
-            .arg(binary())
-            .args(&args)
-            .env_remove("KUBECONFIG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("spawn nsenter k3rs");
-        node.child = Some(child);
+        node.spawn(args);
         node
     }
 
@@ -625,6 +634,18 @@ spec:
     pub async fn node_object(&self, name: &str) -> Option<Node> {
         let nodes: Api<Node> = Api::all(self.client().await);
         nodes.get_opt(name).await.unwrap()
+    }
+
+    /// Stop node `name`'s process (SIGTERM; containers keep running) and start it again
+    /// with the same command line; for the server, wait until it answers again.
+    pub fn restart_node(&mut self, name: &str) {
+        let node = self.node_mut(name);
+        node.stop();
+        let args = std::mem::take(&mut node.args);
+        node.spawn(args);
+        if self.nodes[0].name == name {
+            self.wait_server();
+        }
     }
 
     /// Stop node `name` and remove what it left on the machine (its netns stays until

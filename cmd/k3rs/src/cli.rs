@@ -154,6 +154,9 @@ pub struct AgentCmdArgs {
     /// node id of --with-node-id is kept beside it. Give each agent on one machine its own.
     #[arg(long, env = "K3RS_NODE_PASSWORD_FILE", value_name = "FILE")]
     pub node_password_file: Option<String>,
+    /// Local port of the agent's load balancer towards the servers (127.0.0.1).
+    #[arg(long, env = "K3RS_LB_SERVER_PORT", value_name = "PORT", default_value_t = crate::loadbalancer::DEFAULT_PORT)]
+    pub lb_server_port: u16,
     #[command(flatten)]
     pub agent: AgentArgs,
 }

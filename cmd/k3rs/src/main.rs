@@ -5,6 +5,7 @@ mod agent;
 mod cli;
 mod config_file;
 mod join;
+mod loadbalancer;
 mod server;
 mod token;
 

@@ -5,7 +5,12 @@ use anyhow::{Context, Result};
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use kube::api::PostParams;
 
-use super::{join, Joined, Settings};
+use super::{join, Joined, Settings, Stop, Supervisor};
+use crate::loadbalancer::LoadBalancer;
+
+/// How often the agent asks for the cluster's API servers. k3s agents watch the
+/// `kubernetes` Endpoints; servers come and go rarely, so polling is enough.
+const SERVER_LIST_INTERVAL: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Resolve when the process receives SIGTERM or SIGINT.
 async fn termination_signal() -> Result<()> {
@@ -63,6 +68,7 @@ fn summary(joined: &Joined, identity: &str) -> String {
         format!("  cluster domain:   {}", cluster.cluster_domain),
         format!("  flannel backend:  {}", joined.flannel_backend),
         format!("  servers:          {}", joined.servers.join(", ")),
+        format!("  load balancer:    {}", joined.load_balancer.url()),
         format!(
             "  kubeconfig:       {}",
             joined.kubelet_kubeconfig.display()
@@ -79,15 +85,47 @@ fn summary(joined: &Joined, identity: &str) -> String {
     .join("\n")
 }
 
+/// Keep the load balancer's server list current with `/v1-k3rs/apiservers`.
+async fn follow_servers(
+    supervisor: Supervisor,
+    load_balancer: LoadBalancer,
+    shutdown: k3rs_core::Shutdown,
+) {
+    let mut tick = tokio::time::interval(SERVER_LIST_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let answer = match supervisor.get("/v1-k3rs/apiservers").await {
+            Ok(body) => body,
+            Err(Stop::Retry(err) | Stop::Fatal(err)) => {
+                tracing::debug!(error = %err, "asking for the API server list");
+                continue;
+            }
+        };
+        match serde_json::from_slice::<Vec<String>>(&answer) {
+            Ok(servers) if !servers.is_empty() => load_balancer.update_servers(servers),
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "GET /v1-k3rs/apiservers: unexpected answer"),
+        }
+    }
+}
+
 pub async fn run(settings: Settings) -> Result<()> {
+    let shutdown = k3rs_core::Shutdown::new();
     let joined = tokio::select! {
-        joined = join(&settings) => joined?,
+        joined = join(&settings, shutdown.token()) => joined?,
         signal = termination_signal() => return signal,
     };
     let identity = whoami(&joined).await?;
     check_serving(&joined)?;
     tracing::info!("{}", summary(&joined, &identity));
-    let shutdown = k3rs_core::Shutdown::new();
+    tokio::spawn(follow_servers(
+        joined.supervisor.clone(),
+        joined.load_balancer.clone(),
+        shutdown.clone(),
+    ));
     // The server decides the cluster's overlay; the local flag only applies to servers.
     let backend: k3rs_flannel::Backend = joined.flannel_backend.parse()?;
     let node = crate::agent::NodeIdentity {

@@ -12,6 +12,10 @@
 //!    kubelet requests carry the node password ([`node_identity`]).
 //! 4. Kubeconfigs in `<data-dir>/agent`, and a `kube::Client` for the node.
 //!
+//! All of it goes through the agent's load balancer on `127.0.0.1:<--lb-server-port>`
+//! ([`crate::loadbalancer`]), which starts on `--server` and follows the cluster's list
+//! of API servers from then on; the kubeconfigs name the load balancer, not a server.
+//!
 //! Refusals and unreachable servers are retried with back-off (1 s doubling to 30 s), as
 //! k3s agents do; a CA that does not match the token, or a server whose certificate does
 //! not verify against the CA it handed out, stops the agent. Nothing is registered by a
@@ -42,12 +46,14 @@ use k3rs_core::ClusterConfig;
 use tracing::{info, warn};
 
 pub use settings::Settings;
+pub use supervisor::Supervisor;
+
+use crate::loadbalancer::LoadBalancer;
 
 use credentials::{
     CERT_MODE, CLIENT_CONTROLLER, CLIENT_KUBELET, CLIENT_KUBE_PROXY, SERVING_KUBELET,
 };
 use node_identity::NodeIdentity;
-use supervisor::Supervisor;
 use transport::Pinned;
 
 /// What a successful join hands to the kubelet and the overlay.
@@ -60,6 +66,11 @@ pub struct Joined {
     pub server_url: String,
     /// API servers the cluster reports (this one first), as URLs.
     pub servers: Vec<String>,
+    /// The local proxy every client of the agent goes through.
+    pub load_balancer: LoadBalancer,
+    /// Authenticated supervisor requests (through the load balancer), e.g. to refresh
+    /// the server list.
+    pub supervisor: Supervisor,
     /// The node's identity: `system:node:<name>` in `system:nodes`.
     pub client: kube::Client,
     /// `<data-dir>/agent/kubelet.kubeconfig` (the same identity, on disk).
@@ -104,18 +115,39 @@ pub(crate) enum Stop {
 }
 
 /// Join the cluster of `settings.server`, retrying until it works or fails for good.
-/// Cancel it by dropping the future (e.g. in a `select!` against SIGTERM).
-pub async fn join(settings: &Settings) -> anyhow::Result<Joined> {
+/// Cancel it by dropping the future (e.g. in a `select!` against SIGTERM); the load
+/// balancer it starts runs until `shutdown`.
+pub async fn join(
+    settings: &Settings,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<Joined> {
     let url = settings.server.url.clone();
     let identity = node_identity::ensure(
         &settings.node_name,
         settings.with_node_id,
         &settings.node_password_file,
     )?;
+    let load_balancer = LoadBalancer::start(
+        SocketAddr::from(([127, 0, 0, 1], settings.lb_server_port)),
+        &settings.server.url,
+        settings.server_address(),
+        settings.agent_dir().join(crate::loadbalancer::STATE_FILE),
+        shutdown,
+    )
+    .await?;
+    let via = settings::ServerUrl::parse(&load_balancer.url())?;
     let mut backoff = backoff::Backoff::default();
     let mut warned_first_use = false;
     loop {
-        match attempt(settings, &identity, &mut warned_first_use).await {
+        match attempt(
+            settings,
+            &load_balancer,
+            &via,
+            &identity,
+            &mut warned_first_use,
+        )
+        .await
+        {
             Ok(joined) => return Ok(joined),
             Err(Stop::Fatal(err)) => return Err(err.context(format!("joining {url}"))),
             Err(Stop::Retry(err)) => {
@@ -187,8 +219,11 @@ fn header(name: &'static str, value: &str) -> Result<(HeaderName, HeaderValue), 
     Ok((name, value))
 }
 
+/// One join attempt; every request goes to `via`, the load balancer's URL.
 async fn attempt(
     settings: &Settings,
+    load_balancer: &LoadBalancer,
+    via: &settings::ServerUrl,
     identity: &NodeIdentity,
     warned_first_use: &mut bool,
 ) -> Result<Joined, Stop> {
@@ -196,7 +231,7 @@ async fn attempt(
     let dir = settings.agent_dir();
 
     // 1. The CA, checked against the token before anything secret is sent.
-    let ca_pem = transport::fetch_unverified_ca(server).await?;
+    let ca_pem = transport::fetch_unverified_ca(via).await?;
     settings
         .token
         .verify_ca(&ca_pem)
@@ -204,7 +239,7 @@ async fn attempt(
     trust_on_first_use(&settings.token, &dir, &ca_pem, warned_first_use)?;
 
     // 2. The server must prove it holds a certificate of that CA.
-    let pinned = Pinned::new(server, &ca_pem).map_err(Stop::Fatal)?;
+    let pinned = Pinned::new(via, &ca_pem).map_err(Stop::Fatal)?;
     pinned
         .request(Method::GET, "/cacerts", &[], Bytes::new())
         .await?;
@@ -220,6 +255,7 @@ async fn attempt(
     let cluster = config
         .cluster()
         .map_err(|e| Stop::Retry(anyhow::anyhow!("GET /v1-k3rs/config: {e}")))?;
+    load_balancer.update_servers(server_addresses(&config.servers));
     let client_ca_pem = String::from_utf8(supervisor.get("/v1-k3rs/client-ca.crt").await?.to_vec())
         .map_err(|_| Stop::Retry(anyhow::anyhow!("GET /v1-k3rs/client-ca.crt: not PEM")))?;
 
@@ -296,19 +332,15 @@ async fn attempt(
     credentials::write_if_changed(&dir.join("client-ca.crt"), &client_ca_pem, CERT_MODE)?;
     let kubelet_kubeconfig = dir.join("kubelet.kubeconfig");
     let kubelet_yaml =
-        k3rs_certs::render_kubeconfig(&server.url, &ca_pem, &client.cert_pem, &client.key_pem);
+        k3rs_certs::render_kubeconfig(&via.url, &ca_pem, &client.cert_pem, &client.key_pem);
     credentials::write_if_changed(&kubelet_kubeconfig, &kubelet_yaml, credentials::KEY_MODE)?;
     let kube_proxy_kubeconfig = dir.join("kubeproxy.kubeconfig");
     let proxy_yaml =
-        k3rs_certs::render_kubeconfig(&server.url, &ca_pem, &proxy.cert_pem, &proxy.key_pem);
+        k3rs_certs::render_kubeconfig(&via.url, &ca_pem, &proxy.cert_pem, &proxy.key_pem);
     credentials::write_if_changed(&kube_proxy_kubeconfig, &proxy_yaml, credentials::KEY_MODE)?;
     let controller_kubeconfig = dir.join("k3rscontroller.kubeconfig");
-    let controller_yaml = k3rs_certs::render_kubeconfig(
-        &server.url,
-        &ca_pem,
-        &controller.cert_pem,
-        &controller.key_pem,
-    );
+    let controller_yaml =
+        k3rs_certs::render_kubeconfig(&via.url, &ca_pem, &controller.cert_pem, &controller.key_pem);
     credentials::write_if_changed(
         &controller_kubeconfig,
         &controller_yaml,
@@ -322,6 +354,8 @@ async fn attempt(
         node_ips,
         server_url: server.url.clone(),
         servers: config.servers.clone(),
+        load_balancer: load_balancer.clone(),
+        supervisor,
         client: api,
         kubelet_kubeconfig,
         kube_proxy_kubeconfig,
@@ -333,6 +367,15 @@ async fn attempt(
         cluster,
         flannel_backend: config.flannel_backend,
     })
+}
+
+/// `HOST:PORT` of each `https://HOST:PORT` server URL (others are skipped).
+pub fn server_addresses(urls: &[String]) -> Vec<String> {
+    urls.iter()
+        .filter_map(|url| url.strip_prefix("https://"))
+        .map(|rest| rest.trim_end_matches('/').to_string())
+        .filter(|address| !address.is_empty())
+        .collect()
 }
 
 /// A `kube::Client` from the kubelet kubeconfig, named `kubelet` to the API server.

@@ -63,6 +63,8 @@ pub struct Settings {
     /// `--node-ip`; empty means: the address this machine reaches the server from.
     pub node_ips: Vec<IpAddr>,
     pub node_password_file: PathBuf,
+    /// `--lb-server-port`: the agent's load balancer listens on 127.0.0.1 there.
+    pub lb_server_port: u16,
     /// The flags shared with `k3rs server`'s own agent.
     pub agent: AgentSettings,
 }
@@ -98,7 +100,11 @@ impl Settings {
                     .map_err(|_| anyhow!("invalid --node-ip {v:?}: not an IP address"))
             })
             .collect::<Result<_>>()?;
+        if args.lb_server_port == 0 {
+            bail!("invalid --lb-server-port 0: expected a port number 1-65535");
+        }
         Ok(Settings {
+            lb_server_port: args.lb_server_port,
             server,
             token,
             data_dir: PathBuf::from(args.data_dir.as_deref().unwrap_or(DEFAULT_DATA_DIR)),
@@ -112,6 +118,14 @@ impl Settings {
             ),
             agent: AgentSettings::from_args(&args.agent)?,
         })
+    }
+
+    /// `HOST:PORT` of `--server`, as the load balancer dials it.
+    pub fn server_address(&self) -> String {
+        match self.server.host.contains(':') {
+            true => format!("[{}]:{}", self.server.host, self.server.port),
+            false => format!("{}:{}", self.server.host, self.server.port),
+        }
     }
 
     /// `<data-dir>/agent`: the agent's certificates, keys and kubeconfigs.
@@ -179,10 +193,23 @@ mod tests {
             PathBuf::from(DEFAULT_NODE_PASSWORD_FILE)
         );
         assert_eq!(s.agent_dir(), PathBuf::from("/var/lib/rancher/k3rs/agent"));
+        assert_eq!(
+            (s.lb_server_port, s.server_address().as_str()),
+            (6444, "10.0.0.1:6443")
+        );
 
         let err = |extra: &[&str]| settings(extra).unwrap_err().to_string();
         assert!(err(&["--token", "pw"]).contains("--server"));
         assert!(err(&["--server", "https://h:1"]).contains("--token"));
+        assert!(err(&[
+            "--server",
+            "https://h:1",
+            "--token",
+            "pw",
+            "--lb-server-port",
+            "0"
+        ])
+        .starts_with("invalid --lb-server-port"));
         assert!(
             err(&["--server", "https://h:1", "--token", "K10abc::node:pw"])
                 .starts_with("invalid --token")
