@@ -69,6 +69,17 @@ async fn three_nodes_on_vxlan_reach_each_other_and_forget_a_deleted_node() {
         );
     }
 
+    // Each pod routes the cluster CIDR through its node's cni0, as flannel's CNI config
+    // has it, besides its default route.
+    for (pod, cidr) in pods.iter().zip(&cidrs) {
+        let routes = ok(cluster.exec(pod, &["ip", "route"]));
+        let expected = format!("10.42.0.0/16 via {}", gateway_of(cidr));
+        assert!(
+            routes.contains(&expected) && routes.contains("default via"),
+            "{pod}: routes lack {expected:?} or a default route:\n{routes}"
+        );
+    }
+
     // Every pod pings and fetches every other pod across the overlay.
     for (from, from_ip) in pods.iter().zip(&ips) {
         for ((to, to_ip), to_node) in pods.iter().zip(&ips).zip(&names) {
@@ -156,4 +167,27 @@ async fn three_nodes_on_vxlan_reach_each_other_and_forget_a_deleted_node() {
     // Pods on the remaining nodes still reach each other.
     let ping = cluster.exec(&pods[0], &["ping", "-c", "1", "-W", "3", &ips[1]]);
     assert!(ping.status.success(), "web1 lost web2 after node 3 left");
+
+    // The deleted node's password Secret went with it (the others' stay).
+    let secret = |node: &str| {
+        cluster
+            .kubectl(&[
+                "get",
+                "secret",
+                "-n",
+                "kube-system",
+                &format!("{node}.node-password.k3rs"),
+            ])
+            .status
+            .success()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while secret(&gone) {
+        assert!(
+            Instant::now() < deadline,
+            "{gone}'s password Secret outlived its Node by 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(secret(&names[1]), "{}'s password Secret is gone", names[1]);
 }

@@ -28,6 +28,7 @@ pub mod job;
 pub mod namespace;
 pub mod node_ipam;
 pub mod node_lifecycle;
+pub mod node_password;
 pub mod pod_gc;
 pub mod replicaset;
 pub mod scheduler;
@@ -101,6 +102,8 @@ const CONTROLLERS: &[(&str, Loop)] = &[
     ("endpointslice", |c| Box::pin(endpointslice::run(c))),
     ("node-ipam", |c| Box::pin(node_ipam::run(c))),
     ("node-lifecycle", |c| Box::pin(node_lifecycle::run(c))),
+    // k3s's own controller, not upstream's: it runs with the controller manager here.
+    ("node-password", |c| Box::pin(node_password::run(c))),
     ("garbage-collector", |c| Box::pin(garbage_collector::run(c))),
     ("namespace", |c| Box::pin(namespace::run(c))),
     ("pod-garbage-collector", |c| Box::pin(pod_gc::run(c))),

@@ -61,3 +61,9 @@ mod tests {
         assert!(c.service_cidr.contains(&c.cluster_dns));
     }
 }
+
+/// The Secret in `kube-system` holding a node's password hash (written by the server's
+/// supervisor at join, deleted with the Node): `<node>.node-password.k3rs`.
+pub fn node_password_secret_name(node: &str) -> String {
+    format!("{node}.node-password.k3rs")
+}

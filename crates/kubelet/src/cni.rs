@@ -19,9 +19,25 @@ pub const NETWORK_NAME: &str = "cbr0";
 /// The bridge the pods' veths are attached to.
 pub const BRIDGE: &str = "cni0";
 
+/// What the conflist describes: the node's pod CIDR, the whole cluster's, and the MTU
+/// the overlay leaves for pods.
+#[derive(Clone, Debug)]
+pub struct Network {
+    pub pod_cidr: IpNet,
+    pub cluster_cidr: IpNet,
+    pub mtu: u32,
+}
+
 /// The conflist for a node whose pods get addresses from `pod_cidr`, with host-local's
 /// allocation state kept in `ipam_dir` (so agents sharing a machine do not share it).
-pub fn render_conflist(pod_cidr: &IpNet, mtu: u32, ipam_dir: &Path) -> String {
+/// Pods get a route to the cluster CIDR through the bridge besides the default route,
+/// as flannel's CNI config gives them.
+pub fn render_conflist(network: &Network, ipam_dir: &Path) -> String {
+    let Network {
+        pod_cidr,
+        cluster_cidr,
+        mtu,
+    } = network;
     let conflist = json!({
         "cniVersion": "1.0.0",
         "name": NETWORK_NAME,
@@ -41,6 +57,7 @@ pub fn render_conflist(pod_cidr: &IpNet, mtu: u32, ipam_dir: &Path) -> String {
                 "ipam": {
                     "type": "host-local",
                     "ranges": [[{ "subnet": pod_cidr.trunc().to_string() }]],
+                    "routes": [{ "dst": cluster_cidr.trunc().to_string() }],
                     "dataDir": ipam_dir.to_string_lossy(),
                 },
             },
@@ -58,8 +75,8 @@ pub fn render_conflist(pod_cidr: &IpNet, mtu: u32, ipam_dir: &Path) -> String {
 /// Write the conflist for `pod_cidr` into the CNI config dir containerd reads. The file
 /// is replaced atomically (containerd watches the dir and must never read half a file)
 /// and only when its content changes.
-pub fn write_config(paths: &Paths, pod_cidr: &IpNet, mtu: u32) -> Result<()> {
-    let content = render_conflist(pod_cidr, mtu, &paths.cni_ipam_dir);
+pub fn write_config(paths: &Paths, network: &Network) -> Result<()> {
+    let content = render_conflist(network, &paths.cni_ipam_dir);
     let dir = &paths.cni_conf_dir;
     let target = dir.join(CONFLIST_NAME);
     if std::fs::read_to_string(&target).is_ok_and(|current| current == content) {
@@ -80,14 +97,14 @@ pub fn write_config(paths: &Paths, pod_cidr: &IpNet, mtu: u32) -> Result<()> {
 /// Write the conflist again even if unchanged, so containerd's directory watch sees an
 /// event: a file written after containerd's first load but before its watch started is
 /// otherwise never noticed ("cni plugin not initialized" forever).
-pub fn rewrite_config(paths: &Paths, pod_cidr: &IpNet, mtu: u32) -> Result<()> {
+pub fn rewrite_config(paths: &Paths, network: &Network) -> Result<()> {
     let target = paths.cni_conf_dir.join(CONFLIST_NAME);
     match std::fs::remove_file(&target) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(Error::io(format!("removing {}", target.display()), e)),
     }
-    write_config(paths, pod_cidr, mtu)
+    write_config(paths, network)
 }
 
 #[cfg(test)]
@@ -95,10 +112,17 @@ mod tests {
     use super::*;
     use serde_json::Value;
 
+    fn network(cidr: &str, mtu: u32) -> Network {
+        Network {
+            pod_cidr: cidr.parse().unwrap(),
+            cluster_cidr: "10.42.0.0/16".parse().unwrap(),
+            mtu,
+        }
+    }
+
     fn parsed(cidr: &str, mtu: u32) -> Value {
         let text = render_conflist(
-            &cidr.parse().unwrap(),
-            mtu,
+            &network(cidr, mtu),
             Path::new("/run/k3rs/node-a/cni/networks"),
         );
         serde_json::from_str(&text).unwrap()
@@ -127,6 +151,7 @@ mod tests {
             json!([[{ "subnet": "10.42.3.0/24" }]])
         );
         assert_eq!(bridge["ipam"]["dataDir"], "/run/k3rs/node-a/cni/networks");
+        assert_eq!(bridge["ipam"]["routes"], json!([{ "dst": "10.42.0.0/16" }]));
 
         let portmap = &plugins[1];
         assert_eq!(portmap["type"], "portmap");
@@ -150,11 +175,10 @@ mod tests {
         paths.cni_ipam_dir = data.path().join("ipam");
         let target = paths.cni_conf_dir.join(CONFLIST_NAME);
 
-        let cidr: IpNet = "10.42.0.0/24".parse().unwrap();
-        write_config(&paths, &cidr, 1500).unwrap();
+        write_config(&paths, &network("10.42.0.0/24", 1500)).unwrap();
         let first = std::fs::metadata(&target).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
-        write_config(&paths, &cidr, 1500).unwrap();
+        write_config(&paths, &network("10.42.0.0/24", 1500)).unwrap();
         let again = std::fs::metadata(&target).unwrap();
         assert_eq!(first.modified().unwrap(), again.modified().unwrap());
         use std::os::unix::fs::MetadataExt;
@@ -164,7 +188,7 @@ mod tests {
             "an unchanged file is not replaced"
         );
 
-        write_config(&paths, &cidr, 1400).unwrap();
+        write_config(&paths, &network("10.42.0.0/24", 1400)).unwrap();
         let text = std::fs::read_to_string(&target).unwrap();
         assert!(text.contains("\"mtu\": 1400"));
         let names: Vec<_> = std::fs::read_dir(&paths.cni_conf_dir)

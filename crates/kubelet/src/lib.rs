@@ -79,7 +79,7 @@ impl Config {
 
 /// Nudge containerd until it reports NetworkReady: its CNI directory watch starts a
 /// moment after its first load, and a config written in between is missed.
-async fn ensure_cni_loaded(cri: &cri::Cri, paths: &Paths, pod_cidr: &ipnet::IpNet, mtu: u32) {
+async fn ensure_cni_loaded(cri: &cri::Cri, paths: &Paths, network: &cni::Network) {
     for attempt in 0..60 {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let mut runtime = cri.runtime.clone();
@@ -97,7 +97,7 @@ async fn ensure_cni_loaded(cri: &cri::Cri, paths: &Paths, pod_cidr: &ipnet::IpNe
             return;
         }
         if attempt % 2 == 1 {
-            if let Err(err) = cni::rewrite_config(paths, pod_cidr, mtu) {
+            if let Err(err) = cni::rewrite_config(paths, network) {
                 warn!(error = %err, "rewriting the CNI config");
             }
         }
@@ -154,10 +154,15 @@ async fn run_inner(config: Config, shutdown: Shutdown) -> Result<()> {
     // The pod CIDR arrives from node IPAM shortly after registration.
     if config.write_cni_config {
         let pod_cidr = node::wait_pod_cidr(&config.client, &config.node_name, &shutdown).await?;
-        cni::write_config(&paths, &pod_cidr, config.cni_mtu)?;
+        let network = cni::Network {
+            pod_cidr,
+            cluster_cidr: config.cluster.cluster_cidr,
+            mtu: config.cni_mtu,
+        };
+        cni::write_config(&paths, &network)?;
         info!(%pod_cidr, "CNI config written");
-        let (cri, paths, mtu) = (cri.clone(), paths.clone(), config.cni_mtu);
-        tokio::spawn(async move { ensure_cni_loaded(&cri, &paths, &pod_cidr, mtu).await });
+        let (cri, paths) = (cri.clone(), paths.clone());
+        tokio::spawn(async move { ensure_cni_loaded(&cri, &paths, &network).await });
     }
 
     let server = server::ServerConfig {

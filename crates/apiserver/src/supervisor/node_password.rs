@@ -27,10 +27,7 @@ const ITERATIONS: u32 = 60_000;
 const SALT_LEN: usize = 16;
 const HASH_LEN: usize = 32;
 
-/// `<node>.node-password.k3rs`.
-pub fn secret_name(node: &str) -> String {
-    format!("{node}.node-password.k3rs")
-}
+pub use k3rs_core::cluster::node_password_secret_name as secret_name;
 
 /// A salted hash of `password` to store.
 pub fn hash(password: &str) -> String {
