@@ -50,6 +50,12 @@ pub fn nth_address(net: &IpNet, offset: u128) -> IpAddr {
     }
 }
 
+/// The Secret in `kube-system` holding a node's password hash (written by the server's
+/// supervisor at join, deleted with the Node): `<node>.node-password.k3rs`.
+pub fn node_password_secret_name(node: &str) -> String {
+    format!("{node}.node-password.k3rs")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,10 +66,4 @@ mod tests {
         assert_eq!(c.kubernetes_service_ip().to_string(), "10.43.0.1");
         assert!(c.service_cidr.contains(&c.cluster_dns));
     }
-}
-
-/// The Secret in `kube-system` holding a node's password hash (written by the server's
-/// supervisor at join, deleted with the Node): `<node>.node-password.k3rs`.
-pub fn node_password_secret_name(node: &str) -> String {
-    format!("{node}.node-password.k3rs")
 }
