@@ -422,6 +422,12 @@ pub async fn run(settings: Settings) -> Result<()> {
         settings.token.as_deref(),
     )
     .context("server token")?;
+    let agent_token = k3rs_certs::ensure_agent_token(
+        &server_dir.join("agent-token"),
+        &pki.server_ca_pem,
+        settings.agent_token.as_ref(),
+    )
+    .context("agent token")?;
     let store = k3rs_store::Sqlite::open(&server_dir.join("db").join("state.db"), store_options()?)
         .await
         .context("datastore")?;
@@ -447,7 +453,7 @@ pub async fn run(settings: Settings) -> Result<()> {
         .await?
         .with_supervisor(k3rs_apiserver::supervisor::Settings {
             pki: std::sync::Arc::new(pki.clone()),
-            agent_token: settings.agent_token.clone(),
+            agent_token,
             flannel_backend: settings.flannel_backend.to_string(),
         });
     let port = server.local_addr().port();

@@ -36,5 +36,5 @@ pub use join_token::JoinToken;
 pub use kubeconfig::render_kubeconfig;
 pub use pki::{Pki, PkiConfig};
 pub use tls::client_identity;
-pub use token::{ca_hash, ensure_server_token, Token};
+pub use token::{ca_hash, ensure_agent_token, ensure_server_token, Token};
 pub use unverified::unverified_client_config;

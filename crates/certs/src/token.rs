@@ -177,6 +177,42 @@ pub fn ensure_server_token(
     Ok(token)
 }
 
+/// The agent token (`--agent-token`), kept in `path` (`<data-dir>/server/agent-token`,
+/// as k3s keeps it) in its full `K10<ca-hash>::node:<password>` form so that agents can
+/// be given that file's content. A given token replaces the stored one; without one the
+/// stored token stays in force across restarts; `None` when there never was one.
+pub fn ensure_agent_token(
+    path: &Path,
+    server_ca_pem: &str,
+    requested: Option<&Token>,
+) -> Result<Option<Token>> {
+    let password = match requested {
+        Some(req) => req.password.clone(),
+        None => match read_optional(path)? {
+            Some(stored) => {
+                Token::parse(&stored)
+                    .map_err(|e| match e {
+                        Error::InvalidToken { reason } => {
+                            Error::invalid(path, format!("invalid token: {reason}"))
+                        }
+                        other => other,
+                    })?
+                    .password
+            }
+            None => return Ok(None),
+        },
+    };
+    let token = Token {
+        ca_hash: Some(ca_hash(server_ca_pem)),
+        username: crate::join_token::AGENT_USER.to_owned(),
+        password,
+    };
+    if read_optional(path)?.is_none_or(|stored| stored.trim() != token.to_string_full()) {
+        write_token(path, &token)?;
+    }
+    Ok(Some(token))
+}
+
 fn write_token(path: &Path, token: &Token) -> Result<()> {
     let mut content = token.to_string_full();
     content.push('\n');
@@ -196,6 +232,41 @@ fn random_password() -> String {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn agent_token_is_kept_and_replaced_by_a_given_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent-token");
+        assert_eq!(ensure_agent_token(&path, "CA", None).unwrap(), None);
+        assert!(!path.exists());
+        let given = Token::parse("first-secret").unwrap();
+        let stored = ensure_agent_token(&path, "CA", Some(&given))
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.username, "node");
+        assert_eq!(stored.password, "first-secret");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text.trim(),
+            format!("K10{}::node:first-secret", ca_hash("CA"))
+        );
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        // A restart without the flag keeps it; a new flag value replaces it.
+        assert_eq!(ensure_agent_token(&path, "CA", None).unwrap(), Some(stored));
+        let other = Token::parse("second-secret").unwrap();
+        let replaced = ensure_agent_token(&path, "CA", Some(&other))
+            .unwrap()
+            .unwrap();
+        assert_eq!(replaced.password, "second-secret");
+        assert_eq!(
+            ensure_agent_token(&path, "CA", None)
+                .unwrap()
+                .unwrap()
+                .password,
+            "second-secret"
+        );
+    }
 
     const HASH: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
