@@ -4,6 +4,10 @@
 #  1. TCP throughput with iperf3, 1 stream and 4 streams, 10 s each (BENCH_SECONDS):
 #     node-to-node over the underlay (veth + bridge), pod-to-pod across two nodes over
 #     VXLAN, and pod-to-pod over host-gw; printed in Gbit/s and as a ratio to the underlay.
+#     Each is measured once per link rate in BENCH_LINK_RATES (default
+#     "unlimited 10gbit 1gbit"): `unlimited` is the bare veth, which has no wire and so
+#     measures CPU per packet on this machine; a rate shapes both nodes' uplink (tbf on
+#     eth0) like a NIC of that speed, which measures what the overlay costs on a wire.
 #  2. How long a new node takes to become reachable from pods on the others after it turns
 #     Ready: a ping from an existing pod to a pod on the new node every 100 ms.
 #
@@ -70,6 +74,22 @@ iperf_server() {
     sleep 0.5
 }
 
+read -r -a rates <<<"${BENCH_LINK_RATES:-unlimited 10gbit 1gbit}"
+
+# Shape both nodes' uplink to RATE, or remove the shaping (`unlimited`). The burst
+# holds a few 64 KB GSO frames, so tbf never has to split them.
+shape() { # RATE
+    local n
+    for n in 1 2; do
+        if [ "$1" = unlimited ]; then
+            nsenter --net=/run/netns/k3rs-node$n tc qdisc del dev eth0 root 2>/dev/null || true
+        else
+            nsenter --net=/run/netns/k3rs-node$n tc qdisc replace dev eth0 root tbf \
+                rate "$1" burst 1mb latency 20ms
+        fi
+    done
+}
+
 declare -A result
 measure() { # LABEL CLIENT_NETNS_FILE SERVER_NETNS_FILE SERVER_IP
     iperf_server "$3"
@@ -90,8 +110,12 @@ pods_across() { # BACKEND: two-node cluster, a pod on each; sets pod IPs and net
 
 echo "== VXLAN (and the underlay between the same two nodes)" >&2
 pods_across vxlan
-measure underlay /run/netns/k3rs-node1 /run/netns/k3rs-node2 172.31.250.12
-measure vxlan "$client_ns" "$server_ns" "$server_ip"
+for rate in "${rates[@]}"; do
+    shape "$rate"
+    measure "underlay@$rate" /run/netns/k3rs-node1 /run/netns/k3rs-node2 172.31.250.12
+    measure "vxlan@$rate" "$client_ns" "$server_ns" "$server_ip"
+done
+shape unlimited
 
 # Time to reachability of a new node, on the running VXLAN cluster.
 echo "== a third node joins" >&2
@@ -118,17 +142,23 @@ done
 
 echo "== host-gw" >&2
 pods_across host-gw
-measure host-gw "$client_ns" "$server_ns" "$server_ip"
+for rate in "${rates[@]}"; do
+    shape "$rate"
+    measure "host-gw@$rate" "$client_ns" "$server_ns" "$server_ip"
+done
 "$dev" down >/dev/null
 
 ratio() { echo "$1 $2" | awk '{ printf "%.2f", ($2 > 0 ? $1 / $2 : 0) }'; }
 echo
-echo "TCP throughput (iperf3, ${seconds}s per run), Gbit/s and ratio to the underlay:"
+echo "TCP throughput (iperf3, ${seconds}s per run), Gbit/s and ratio to the underlay at the same link rate:"
 printf '%-28s %10s %7s %10s %7s\n' path "1 stream" ratio "4 streams" ratio
-for path in underlay vxlan host-gw; do
-    printf '%-28s %10.2f %7s %10.2f %7s\n' "$path" "${result[$path,1]}" \
-        "$(ratio "${result[$path,1]}" "${result[underlay,1]}")" "${result[$path,4]}" \
-        "$(ratio "${result[$path,4]}" "${result[underlay,4]}")"
+for rate in "${rates[@]}"; do
+    for path in underlay vxlan host-gw; do
+        key="$path@$rate"
+        printf '%-28s %10.2f %7s %10.2f %7s\n' "$key" "${result[$key,1]}" \
+            "$(ratio "${result[$key,1]}" "${result[underlay@$rate,1]}")" "${result[$key,4]}" \
+            "$(ratio "${result[$key,4]}" "${result[underlay@$rate,4]}")"
+    done
 done
 echo
 awk -v j="$joined" -v r="$ready" -v p="$pod_ready" -v x="$reach" 'BEGIN {
