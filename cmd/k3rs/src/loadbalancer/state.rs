@@ -30,18 +30,14 @@ pub fn load(path: &Path, server_url: &str) -> Vec<String> {
 }
 
 /// Write the list atomically (a temporary file renamed over the old one).
-pub fn save(path: &Path, server_url: &str, servers: &[String]) -> std::io::Result<()> {
+pub fn save(path: &Path, server_url: &str, servers: &[String]) -> anyhow::Result<()> {
     let state = State {
         server_url: server_url.to_string(),
         server_addresses: servers.to_vec(),
     };
-    let text = serde_json::to_string_pretty(&state).map_err(std::io::Error::other)?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, text + "\n")?;
-    std::fs::rename(&tmp, path)
+    let text = serde_json::to_string_pretty(&state)? + "\n";
+    k3rs_certs::write_file_with_mode(path, text.as_bytes(), 0o600)?;
+    Ok(())
 }
 
 #[cfg(test)]

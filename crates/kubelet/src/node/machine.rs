@@ -48,7 +48,7 @@ fn online_cpus(list: &str) -> Option<usize> {
     list.split(',')
         .filter(|r| !r.is_empty())
         .map(|range| match range.split_once('-') {
-            Some((a, b)) => Some(b.parse::<usize>().ok()? + 1 - a.parse::<usize>().ok()?),
+            Some((a, b)) => (b.parse::<usize>().ok()? + 1).checked_sub(a.parse::<usize>().ok()?),
             None => range.parse::<usize>().ok().map(|_| 1),
         })
         .sum()
@@ -174,6 +174,7 @@ mod tests {
         assert_eq!(online_cpus("0-3,6,8-9"), Some(7));
         assert_eq!(online_cpus("0"), Some(1));
         assert_eq!(online_cpus("x"), None);
+        assert_eq!(online_cpus("3-1"), None);
     }
 
     #[test]
