@@ -934,6 +934,16 @@ pub fn teardown(footprint: &Footprint) -> Vec<String> {
             left.push(format!("network namespace {netns}"));
         }
     }
+    // The kernel destroys a deleted netns (and its veth ends on the bridge) a moment
+    // later, from a work queue: give the ports a few seconds to go.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !footprint.bridge_existed
+        && link_exists(BRIDGE)
+        && !bridge_ports().is_empty()
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     if link_exists(BRIDGE) && !footprint.bridge_existed && bridge_ports().is_empty() {
         let out = Command::new("ip").args(["link", "delete", BRIDGE]).output();
         if !out.is_ok_and(|o| o.status.success()) {
