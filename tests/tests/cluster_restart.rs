@@ -62,6 +62,36 @@ async fn agent_goes_through_its_load_balancer_and_survives_a_server_restart() {
         "{state}"
     );
 
+    // The component identities the join issued can do their jobs, and no more: kube-proxy
+    // reads EndpointSlices (system:node-proxier), the k3rs controller reads nodes
+    // (system:k3rs-controller); neither reads Secrets.
+    let as_component = |kubeconfig: &str, args: &[&str]| {
+        let path = agent_dir.join(kubeconfig).display().to_string();
+        let mut full = vec!["kubectl", "--kubeconfig", path.as_str()];
+        full.extend_from_slice(args);
+        cluster.node_exec(&agent, &full)
+    };
+    for (kubeconfig, allowed) in [
+        ("kubeproxy.kubeconfig", &["get", "endpointslices", "-A"][..]),
+        (
+            "k3rscontroller.kubeconfig",
+            &["get", "nodes", "-o", "name"][..],
+        ),
+    ] {
+        let out = as_component(kubeconfig, allowed);
+        assert!(
+            out.status.success(),
+            "{kubeconfig}: kubectl {allowed:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = as_component(kubeconfig, &["get", "secrets", "-n", "kube-system"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("Forbidden"),
+            "{kubeconfig} may read Secrets: {err}"
+        );
+    }
+
     cluster.run_web_pod("before", &agent);
     cluster.wait_pod_ready("before").await;
     let before_id = container_id(&cluster, "before");

@@ -290,6 +290,21 @@ fn cluster_roles() -> Vec<Value> {
             ],
         ),
         role("system:node", node_rules()),
+        // k3s's own: what an agent's controllers (network policy, tunnel) read with the
+        // `system:k3rs-controller` certificate the supervisor issues.
+        role(
+            "system:k3rs-controller",
+            vec![
+                rule(&["get", "list", "watch"])
+                    .groups(&[LEGACY])
+                    .resources(&["nodes", "namespaces", "pods", "endpoints"])
+                    .build(),
+                rule(&["list", "watch"])
+                    .groups(&[NETWORKING])
+                    .resources(&["networkpolicies"])
+                    .build(),
+            ],
+        ),
         role(
             "system:node-problem-detector",
             vec![
@@ -1520,6 +1535,11 @@ fn cluster_role_bindings() -> Vec<Value> {
             "system:node-proxier",
             "system:node-proxier",
             &[Who::User("system:kube-proxy")],
+        ),
+        cluster_role_binding(
+            "system:k3rs-controller",
+            "system:k3rs-controller",
+            &[Who::User("system:k3rs-controller")],
         ),
         cluster_role_binding(
             "system:kube-controller-manager",
