@@ -11,9 +11,9 @@
 //! reach the cluster even when its `--server` is the one that is down.
 //!
 //! Health: every [`HEALTH_INTERVAL`] each server gets a TCP connect. When the server in
-//! use fails one (or a dial), every connection proxied to it is closed, so that clients
-//! (watches above all) reconnect through the next healthy server at once instead of
-//! waiting for TCP to give up.
+//! use fails one (or a dial) and another server may work, every connection proxied to
+//! it is closed, so that clients (watches above all) reconnect through the next healthy
+//! server at once instead of waiting for TCP to give up.
 
 mod pool;
 mod state;
@@ -152,12 +152,19 @@ impl Inner {
         }
     }
 
-    /// Record a failed dial or check; close the server's connections if it was in use.
+    /// Record a failed dial or check. If the server was in use and another one may work,
+    /// close its connections so that clients move; with nowhere to go they stay open (a
+    /// slow but only server keeps its watches).
     fn fail(&self, server: &str, why: &str) {
-        let was_current = self.pool().failed(server);
-        if was_current {
+        let (was_current, alternative) = {
+            let mut pool = self.pool();
+            (pool.failed(server), pool.has_alternative_to(server))
+        };
+        if was_current && alternative {
             warn!(%server, reason = why, "load balancer: server in use failed, closing its connections");
             self.close(server);
+        } else if was_current {
+            warn!(%server, reason = why, "load balancer: the only server failed a check");
         } else {
             debug!(%server, reason = why, "load balancer: server failed");
         }

@@ -108,6 +108,14 @@ impl Pool {
         false
     }
 
+    /// Whether a server other than `address` is not known to have failed: only then is
+    /// it worth closing `address`'s connections (a slow but only server keeps them).
+    pub fn has_alternative_to(&self, address: &str) -> bool {
+        self.all()
+            .iter()
+            .any(|a| a != address && !self.failed.contains(a))
+    }
+
     /// A health check of `address` passed.
     pub fn healthy(&mut self, address: &str) {
         self.failed.remove(address);
@@ -154,10 +162,12 @@ mod tests {
         assert_eq!(pool.candidates(), s(&["a:1", "b:1", "c:1"]));
         pool.healthy("b:1");
         assert_eq!(pool.candidates(), s(&["a:1", "b:1", "c:1"]));
+        assert!(pool.has_alternative_to("a:1"));
         // Everything failed: still try them all, in list order.
         pool.failed("a:1");
         pool.failed("b:1");
         assert_eq!(pool.candidates(), s(&["a:1", "b:1", "c:1"]));
+        assert!(!pool.has_alternative_to("a:1"));
     }
 
     #[test]
