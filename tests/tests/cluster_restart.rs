@@ -92,6 +92,72 @@ async fn agent_goes_through_its_load_balancer_and_survives_a_server_restart() {
         );
     }
 
+    // The kubelet's own identity meets the Node authorizer: it reads the Secrets its pods
+    // use and no others, and writes its own Node only.
+    ok(cluster.kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "agent-only",
+        "--from-literal=k=v",
+    ]));
+    cluster.apply(&format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: secret-user
+spec:
+  nodeSelector:
+    kubernetes.io/hostname: {agent}
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: {image}
+    imagePullPolicy: Never
+    command: [sh, -c, "cat /secret/k; echo; exec sleep 3600"]
+    volumeMounts:
+    - {{name: s, mountPath: /secret}}
+  volumes:
+  - {{name: s, secret: {{secretName: agent-only}}}}
+"#,
+        image = k3rs_e2e::agent::BUSYBOX
+    ));
+    cluster.wait_pod_ready("secret-user").await;
+    assert_eq!(ok(cluster.kubectl(&["logs", "secret-user"])).trim(), "v");
+    let kubelet = |args: &[&str]| as_component("kubelet.kubeconfig", args);
+    let out = kubelet(&["get", "secret", "agent-only", "-o", "name"]);
+    assert!(
+        out.status.success(),
+        "the kubelet cannot read its pod's Secret: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let server_node = node_netns(1);
+    let others = format!("{server_node}.node-password.k3rs");
+    for (what, args) in [
+        (
+            "another node's password Secret",
+            vec!["get", "secret", "-n", "kube-system", others.as_str()],
+        ),
+        ("every Secret", vec!["get", "secrets", "-A"]),
+        (
+            "another Node",
+            vec!["label", "node", server_node.as_str(), "e2e.k3rs.io/x=y"],
+        ),
+    ] {
+        let out = kubelet(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("Forbidden"),
+            "the kubelet may touch {what}: {err}"
+        );
+    }
+    let out = kubelet(&["label", "node", agent.as_str(), "e2e.k3rs.io/own=yes"]);
+    assert!(
+        out.status.success(),
+        "the kubelet cannot label its own Node: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     cluster.run_web_pod("before", &agent);
     cluster.wait_pod_ready("before").await;
     let before_id = container_id(&cluster, "before");

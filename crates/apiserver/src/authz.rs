@@ -1,5 +1,6 @@
 //! Authorization: `system:masters` passes (as kube-apiserver's privileged-group
-//! authorizer), everyone else is checked against RBAC. The policy is an in-memory
+//! authorizer), kubelets meet the node rules first ([`crate::node_authz`]), and
+//! everyone is checked against RBAC. The policy is an in-memory
 //! snapshot of the four RBAC kinds, rebuilt whenever the store reports a change to them,
 //! so a request never reads the datastore to be authorized.
 
@@ -260,10 +261,19 @@ pub async fn require_authorization(
         return next.run(req).await;
     };
     let attrs = RequestAttributes::from_request(req.method(), req.uri().path(), req.uri().query());
-    match state
-        .authorizer
-        .authorize(&identity.user, &identity.groups, &attrs)
-    {
+    let decision = match crate::node_authz::check(&state, &identity, &attrs).await {
+        Ok(crate::node_authz::Verdict::Defer) => {
+            state
+                .authorizer
+                .authorize(&identity.user, &identity.groups, &attrs)
+        }
+        Ok(crate::node_authz::Verdict::Allow) => Decision::Allow {
+            reason: "node authorizer".into(),
+        },
+        Ok(crate::node_authz::Verdict::Deny(reason)) => Decision::Deny { reason },
+        Err(err) => return err.into_response(),
+    };
+    match decision {
         Decision::Allow { .. } => next.run(req).await,
         Decision::Deny { reason } => {
             debug!(user = %identity.user, verb = %attrs.verb, path = %attrs.path, "forbidden");

@@ -18,6 +18,7 @@ mod error;
 mod filter;
 mod handlers;
 mod kubelet_proxy;
+mod node_authz;
 mod object;
 mod openapi;
 mod patch;
