@@ -65,8 +65,10 @@ pub fn node_ip(index: usize) -> String {
 
 /// The network namespace (and node name) of node `index`.
 pub fn node_netns(index: usize) -> String {
-    format!("k3rs-e2e-node{index}")
+    format!("{NETNS_PREFIX}{index}")
 }
+
+const NETNS_PREFIX: &str = "k3rs-e2e-node";
 
 /// The host side of node `index`'s veth.
 fn host_veth(index: usize) -> String {
@@ -677,6 +679,26 @@ impl Drop for Cluster {
 /// Delete the nodes' namespaces (their veth ends go with them) and the bridge.
 fn remove_links(footprint: &ClusterFootprint) -> Vec<String> {
     let mut left = Vec::new();
+    // Each node's veth first: deleting one end removes the pair at once, whereas a deleted
+    // netns takes its end (and so the pair) down later, from a kernel work queue, and the
+    // next cluster's `ip link add` of the same name would find it still there.
+    for netns in &footprint.netns {
+        let Some(index) = netns
+            .strip_prefix(NETNS_PREFIX)
+            .and_then(|i| i.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        let veth = host_veth(index);
+        if Path::new("/sys/class/net").join(&veth).exists()
+            && !Command::new("ip")
+                .args(["link", "delete", &veth])
+                .status()
+                .is_ok_and(|s| s.success())
+        {
+            left.push(format!("link {veth}"));
+        }
+    }
     for netns in &footprint.netns {
         if Path::new("/run/netns").join(netns).exists()
             && !Command::new("ip")

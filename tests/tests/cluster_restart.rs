@@ -2,7 +2,8 @@
 //! `k3rs_e2e::cluster`): it talks to the cluster through its load balancer on
 //! 127.0.0.1:6444 (kubeconfigs and the saved server list say so), and after the server
 //! is stopped and started again it renews its Lease and starts new pods without being
-//! restarted itself, while its running pods keep running. Needs root.
+//! restarted itself, while its running pods keep running. Needs root. (What the agent's
+//! identities may do is `cluster_identities`.)
 
 use std::time::{Duration, Instant};
 
@@ -60,102 +61,6 @@ async fn agent_goes_through_its_load_balancer_and_survives_a_server_restart() {
         state["ServerAddresses"],
         serde_json::json!([server]),
         "{state}"
-    );
-
-    // The component identities the join issued can do their jobs, and no more: kube-proxy
-    // reads EndpointSlices (system:node-proxier), the k3rs controller reads nodes
-    // (system:k3rs-controller); neither reads Secrets.
-    let as_component = |kubeconfig: &str, args: &[&str]| {
-        let path = agent_dir.join(kubeconfig).display().to_string();
-        let mut full = vec!["kubectl", "--kubeconfig", path.as_str()];
-        full.extend_from_slice(args);
-        cluster.node_exec(&agent, &full)
-    };
-    for (kubeconfig, allowed) in [
-        ("kubeproxy.kubeconfig", &["get", "endpointslices", "-A"][..]),
-        (
-            "k3rscontroller.kubeconfig",
-            &["get", "nodes", "-o", "name"][..],
-        ),
-    ] {
-        let out = as_component(kubeconfig, allowed);
-        assert!(
-            out.status.success(),
-            "{kubeconfig}: kubectl {allowed:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let out = as_component(kubeconfig, &["get", "secrets", "-n", "kube-system"]);
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            !out.status.success() && err.contains("Forbidden"),
-            "{kubeconfig} may read Secrets: {err}"
-        );
-    }
-
-    // The kubelet's own identity meets the Node authorizer: it reads the Secrets its pods
-    // use and no others, and writes its own Node only.
-    ok(cluster.kubectl(&[
-        "create",
-        "secret",
-        "generic",
-        "agent-only",
-        "--from-literal=k=v",
-    ]));
-    cluster.apply(&format!(
-        r#"apiVersion: v1
-kind: Pod
-metadata:
-  name: secret-user
-spec:
-  nodeSelector:
-    kubernetes.io/hostname: {agent}
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: main
-    image: {image}
-    imagePullPolicy: Never
-    command: [sh, -c, "cat /secret/k; echo; exec sleep 3600"]
-    volumeMounts:
-    - {{name: s, mountPath: /secret}}
-  volumes:
-  - {{name: s, secret: {{secretName: agent-only}}}}
-"#,
-        image = k3rs_e2e::agent::BUSYBOX
-    ));
-    cluster.wait_pod_ready("secret-user").await;
-    assert_eq!(ok(cluster.kubectl(&["logs", "secret-user"])).trim(), "v");
-    let kubelet = |args: &[&str]| as_component("kubelet.kubeconfig", args);
-    let out = kubelet(&["get", "secret", "agent-only", "-o", "name"]);
-    assert!(
-        out.status.success(),
-        "the kubelet cannot read its pod's Secret: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let server_node = node_netns(1);
-    let others = format!("{server_node}.node-password.k3rs");
-    for (what, args) in [
-        (
-            "another node's password Secret",
-            vec!["get", "secret", "-n", "kube-system", others.as_str()],
-        ),
-        ("every Secret", vec!["get", "secrets", "-A"]),
-        (
-            "another Node",
-            vec!["label", "node", server_node.as_str(), "e2e.k3rs.io/x=y"],
-        ),
-    ] {
-        let out = kubelet(&args);
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            !out.status.success() && err.contains("Forbidden"),
-            "the kubelet may touch {what}: {err}"
-        );
-    }
-    let out = kubelet(&["label", "node", agent.as_str(), "e2e.k3rs.io/own=yes"]);
-    assert!(
-        out.status.success(),
-        "the kubelet cannot label its own Node: {}",
-        String::from_utf8_lossy(&out.stderr)
     );
 
     cluster.run_web_pod("before", &agent);
