@@ -103,7 +103,12 @@ for ns in /var/run/netns/cni-*; do
         ip netns delete "${ns##*/}" 2>/dev/null || left+=("netns ${ns##*/}")
     fi
 done
-# Another agent's pods may still hang on cni0: only an empty bridge goes.
+# Another agent's pods may still hang on cni0: only an empty bridge goes. The kernel
+# drops a deleted netns's veth a moment later (work queue): give the ports 3 s to go.
+for _ in $(seq 30); do
+    [ -n "$(ls /sys/class/net/cni0/brif 2>/dev/null)" ] || break
+    sleep 0.1
+done
 if [ -d /sys/class/net/cni0 ] && [ -z "$(ls /sys/class/net/cni0/brif 2>/dev/null)" ]; then
     ip link delete cni0 2>/dev/null || left+=("link cni0")
 fi
