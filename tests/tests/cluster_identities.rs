@@ -104,6 +104,19 @@ spec:
             "the kubelet may touch {what}: {err}"
         );
     }
+    // Nor may it register a Node under another name.
+    let impostor = agent_dir.join("impostor-node.yaml");
+    std::fs::write(
+        &impostor,
+        "apiVersion: v1\nkind: Node\nmetadata:\n  name: impostor\n",
+    )
+    .unwrap();
+    let out = kubelet(&["create", "-f", &impostor.display().to_string()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("not allowed to modify node \"impostor\""),
+        "the kubelet registered another Node: {err}"
+    );
     let out = kubelet(&["label", "node", agent.as_str(), "e2e.k3rs.io/own=yes"]);
     assert!(
         out.status.success(),

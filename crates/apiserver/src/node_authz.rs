@@ -7,8 +7,9 @@
 //!   bound to the node uses (volumes, projected sources, env, envFrom, image pull
 //!   secrets, ephemeral claims); PersistentVolumes only when bound to such a claim;
 //!   service account tokens only for accounts of pods bound to the node.
-//! - Its own Node object and Lease only, for writes; pod status and pod deletion only
-//!   for pods bound to it.
+//! - Its own Node object and Lease only, for writes (creating a Node under another name
+//!   included, checked on the body in [`admit_create`]); pod status and pod deletion only
+//!   for pods bound to it; pods it creates must be mirror pods bound to it.
 //!
 //! Relationships are read from the store at request time (pods of one namespace, or of
 //! the node for PersistentVolumes) rather than kept in a graph: the kubelet learns of its
@@ -214,6 +215,41 @@ fn no_relationship(node: &str) -> Verdict {
     ))
 }
 
+/// NodeRestriction on create, where the name is in the body: a kubelet creates only its
+/// own Node, and only mirror pods bound to itself.
+pub fn admit_create(
+    identity: &Identity,
+    (group, plural): (&str, &str),
+    obj: &Value,
+) -> std::result::Result<(), crate::error::ApiError> {
+    let Some(node) = node_of(identity) else {
+        return Ok(());
+    };
+    let name = str_at(obj, "/metadata/name").unwrap_or_default();
+    let refuse = |plural: &str, why: String| {
+        Err(crate::error::ApiError::forbidden(format!(
+            "{plural} \"{name}\" is forbidden: {why}"
+        )))
+    };
+    match (group, plural) {
+        ("", "nodes") if name != node => refuse(
+            "nodes",
+            format!("node \"{node}\" is not allowed to modify node \"{name}\""),
+        ),
+        ("", "pods") if str_at(obj, "/metadata/annotations/kubernetes.io~1config.mirror").is_none() => {
+            refuse(
+                "pods",
+                format!("pod does not have \"kubernetes.io/config.mirror\" annotation, node \"{node}\" can only create mirror pods"),
+            )
+        }
+        ("", "pods") if !bound_to(obj, node) => refuse(
+            "pods",
+            format!("node \"{node}\" can only create pods with spec.nodeName set to itself"),
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// The pods bound to `node`, in `namespace` or everywhere.
 async fn pods_of(state: &AppState, node: &str, namespace: Option<&str>) -> Result<Vec<Value>> {
     let def = state.find("", "v1", "pods").expect("pods are built in");
@@ -371,6 +407,38 @@ mod tests {
         );
         assert_eq!(c(Method::GET, "/api/v1/pods"), Need::Defer);
         assert_eq!(c(Method::GET, "/version"), Need::Defer);
+    }
+
+    #[test]
+    fn kubelets_create_only_their_node_and_mirror_pods() {
+        let kubelet = Identity {
+            user: "system:node:n1".into(),
+            groups: vec![NODES_GROUP.into()],
+            ..Identity::default()
+        };
+        let def = |plural| ("", plural);
+        let node = |name: &str| json!({"metadata": {"name": name}});
+        assert!(admit_create(&kubelet, def("nodes"), &node("n1")).is_ok());
+        let err = admit_create(&kubelet, def("nodes"), &node("n2")).unwrap_err();
+        assert_eq!(err.code, 403);
+        assert!(
+            err.message.contains("not allowed to modify node \"n2\""),
+            "{}",
+            err.message
+        );
+        let plain = json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n1"}});
+        assert!(admit_create(&kubelet, def("pods"), &plain).is_err());
+        let mirror = |node: &str| {
+            json!({"metadata": {"name": "p", "annotations": {"kubernetes.io/config.mirror": "x"}},
+                   "spec": {"nodeName": node}})
+        };
+        assert!(admit_create(&kubelet, def("pods"), &mirror("n1")).is_ok());
+        assert!(admit_create(&kubelet, def("pods"), &mirror("n2")).is_err());
+        let admin = Identity {
+            user: "admin".into(),
+            ..Identity::default()
+        };
+        assert!(admit_create(&admin, def("nodes"), &node("n2")).is_ok());
     }
 
     #[test]

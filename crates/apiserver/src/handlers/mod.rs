@@ -33,6 +33,8 @@ pub struct Ctx {
     pub params: Params,
     pub headers: HeaderMap,
     pub render: Render,
+    /// Who asks (absent only for public paths).
+    pub identity: Option<crate::auth::Identity>,
 }
 
 impl Ctx {
@@ -112,6 +114,7 @@ async fn route(state: AppState, req: Request) -> Result<Response> {
             target: Target::Main,
             params: Params::parse(parts.uri.query())?,
             headers: parts.headers,
+            identity: identity.clone(),
         };
         let body = body().await?;
         return match action {
@@ -139,6 +142,7 @@ async fn route(state: AppState, req: Request) -> Result<Response> {
             target: Target::Main,
             params: Params::parse(parts.uri.query())?,
             headers: parts.headers,
+            identity: identity.clone(),
         };
         return write::finalize(&ctx, body().await?).await;
     }
@@ -166,6 +170,7 @@ async fn route(state: AppState, req: Request) -> Result<Response> {
         target,
         params,
         headers: parts.headers,
+        identity,
     };
     if scale {
         let body = match parts.method {

@@ -40,6 +40,9 @@ async fn check_namespace_open(ctx: &Ctx, name: &str) -> Result<()> {
 pub async fn create(ctx: &Ctx, body: Bytes) -> Result<Response> {
     let mut obj = content::decode_object(&ctx.headers, &body)?;
     let warnings = admission::prepare_create(&ctx.def, ctx.ns(), &mut obj, &ctx.params)?;
+    if let Some(identity) = &ctx.identity {
+        crate::node_authz::admit_create(identity, (&ctx.def.group, &ctx.def.plural), &obj)?;
+    }
     let warnings = admit_custom(ctx, &ctx.def, &mut obj, None, warnings).await?;
     check_namespace_open(ctx, object::name(&obj).unwrap_or_default()).await?;
     let reservation =
