@@ -3,59 +3,29 @@
 //! owns every entry of that device that has a remote destination.
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
-use futures::TryStreamExt;
 use rtnetlink::packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::Handle;
 
+use super::neighbour_table;
 use crate::desired::{FdbEntry, VTEP_DEVICE};
-use crate::mac::MacAddress;
 use crate::{Error, Result};
 
-fn ours(message: &NeighbourMessage, vtep_index: u32) -> Option<FdbEntry> {
-    if message.header.ifindex != vtep_index {
-        return None;
-    }
-    let mut destination = None;
-    let mut mac = None;
-    for attribute in &message.attributes {
-        match attribute {
-            NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)) => destination = Some(*ip),
-            // Bridge-family dumps carry the remote address as raw bytes.
-            NeighbourAttribute::Destination(NeighbourAddress::Other(bytes)) => {
-                destination = <[u8; 4]>::try_from(bytes.as_slice())
-                    .ok()
-                    .map(Ipv4Addr::from)
-            }
-            NeighbourAttribute::LinkLayerAddress(bytes) => {
-                mac = MacAddress::try_from(bytes.as_slice()).ok()
-            }
-            _ => {}
-        }
-    }
-    Some(FdbEntry {
-        mac: mac?,
-        destination: destination?,
-        device: VTEP_DEVICE.to_string(),
-    })
-}
-
 pub(super) async fn current(handle: &Handle, vtep_index: u32) -> Result<BTreeSet<FdbEntry>> {
-    let messages: Vec<NeighbourMessage> = handle
-        .neighbours()
-        .get()
-        .set_address_family(AddressFamily::Bridge)
-        .execute()
-        .try_collect()
-        .await
-        .map_err(|e| Error::netlink("listing FDB entries", e))?;
+    let messages =
+        neighbour_table::dump(handle, AddressFamily::Bridge, vtep_index, "FDB entries").await?;
     Ok(messages
         .iter()
-        .filter_map(|m| ours(m, vtep_index))
+        .filter_map(neighbour_table::address_and_mac)
+        .map(|(destination, mac)| FdbEntry {
+            mac,
+            destination,
+            device: VTEP_DEVICE.to_string(),
+        })
         .collect())
 }
 
@@ -96,18 +66,9 @@ pub(super) async fn remove(handle: &Handle, vtep_index: u32, entry: &FdbEntry) -
         .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(
             entry.destination,
         )));
-    handle
-        .neighbours()
-        .del(message)
-        .execute()
-        .await
-        .map_err(|e| {
-            Error::netlink(
-                format!(
-                    "removing FDB entry {} dst {} dev {}",
-                    entry.mac, entry.destination, entry.device
-                ),
-                e,
-            )
-        })
+    let what = format!(
+        "FDB entry {} dst {} dev {}",
+        entry.mac, entry.destination, entry.device
+    );
+    neighbour_table::delete(handle, message, what).await
 }

@@ -8,6 +8,7 @@
 mod events;
 mod fdb;
 mod link;
+mod neighbour_table;
 mod neighbours;
 mod routes;
 

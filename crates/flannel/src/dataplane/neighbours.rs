@@ -4,51 +4,28 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use futures::TryStreamExt;
 use rtnetlink::packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
 };
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::Handle;
 
+use super::neighbour_table;
 use crate::desired::{Neighbour, VTEP_DEVICE};
-use crate::mac::MacAddress;
 use crate::{Error, Result};
 
-fn ours(message: &NeighbourMessage, vtep_index: u32) -> Option<Neighbour> {
-    if message.header.ifindex != vtep_index || message.header.state != NeighbourState::Permanent {
-        return None;
-    }
-    let mut address = None;
-    let mut mac = None;
-    for attribute in &message.attributes {
-        match attribute {
-            NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)) => address = Some(*ip),
-            NeighbourAttribute::LinkLayerAddress(bytes) => {
-                mac = MacAddress::try_from(bytes.as_slice()).ok()
-            }
-            _ => {}
-        }
-    }
-    Some(Neighbour {
-        address: address?,
-        mac: mac?,
-        device: VTEP_DEVICE.to_string(),
-    })
-}
-
 pub(super) async fn current(handle: &Handle, vtep_index: u32) -> Result<BTreeSet<Neighbour>> {
-    let messages: Vec<NeighbourMessage> = handle
-        .neighbours()
-        .get()
-        .set_address_family(AddressFamily::Inet)
-        .execute()
-        .try_collect()
-        .await
-        .map_err(|e| Error::netlink("listing neighbours", e))?;
+    let messages =
+        neighbour_table::dump(handle, AddressFamily::Inet, vtep_index, "neighbours").await?;
     Ok(messages
         .iter()
-        .filter_map(|m| ours(m, vtep_index))
+        .filter(|m| m.header.state == NeighbourState::Permanent)
+        .filter_map(neighbour_table::address_and_mac)
+        .map(|(address, mac)| Neighbour {
+            address,
+            mac,
+            device: VTEP_DEVICE.to_string(),
+        })
         .collect())
 }
 
@@ -81,18 +58,6 @@ pub(super) async fn remove(handle: &Handle, vtep_index: u32, neighbour: &Neighbo
         .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(
             neighbour.address,
         )));
-    handle
-        .neighbours()
-        .del(message)
-        .execute()
-        .await
-        .map_err(|e| {
-            Error::netlink(
-                format!(
-                    "removing neighbour {} dev {}",
-                    neighbour.address, neighbour.device
-                ),
-                e,
-            )
-        })
+    let what = format!("neighbour {} dev {}", neighbour.address, neighbour.device);
+    neighbour_table::delete(handle, message, what).await
 }
