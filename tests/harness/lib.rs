@@ -262,30 +262,7 @@ impl K3rs {
     }
 
     fn kubectl_cmd(&self, bin: &str, args: &[&str], stdin: Option<&str>) -> Output {
-        use std::io::Write;
-        let mut cmd = Command::new(bin);
-        cmd.args(args)
-            .env("KUBECONFIG", &self.kubeconfig)
-            // Each server gets its own discovery cache.
-            .env("KUBECACHEDIR", self.dir.path().join("kubecache"))
-            .env("HOME", self.dir.path())
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("run {bin}: {e}"));
-        if let Some(input) = stdin {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(input.as_bytes())
-                .unwrap();
-        }
-        child.wait_with_output().unwrap()
+        run_kubectl(bin, &self.kubeconfig, self.dir.path(), args, stdin)
     }
 
     /// Write `contents` to a file in the server's temp dir; returns its path.
@@ -340,4 +317,39 @@ pub fn fails(out: Output) -> String {
         String::from_utf8_lossy(&out.stdout)
     );
     String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Run `bin` (kubectl) with `kubeconfig`, a discovery cache and HOME of its own under
+/// `dir` (each server or cluster gets its own), feeding `stdin` if given.
+pub(crate) fn run_kubectl(
+    bin: &str,
+    kubeconfig: &Path,
+    dir: &Path,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(bin)
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env("KUBECACHEDIR", dir.join("kubecache"))
+        .env("HOME", dir)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {bin}: {e}"));
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    child.wait_with_output().unwrap()
 }
