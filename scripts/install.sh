@@ -18,24 +18,10 @@ fatal() { printf '[k3rs] error: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || fatal "run as root (the server manages /var/lib/rancher/k3rs and /etc/rancher/k3rs)"
 
-install_packages() {
-    local missing=()
-    for pkg in "$@"; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
-    done
-    if [ ${#missing[@]} -gt 0 ]; then
-        info "installing ${missing[*]}"
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-    fi
-}
-
-if command -v apt-get >/dev/null; then
-    # containerd, runc and the CNI plugins run the pods; portmap needs iptables; setpriv
-    # (util-linux) ties containerd's life to k3rs's.
-    install_packages build-essential pkg-config ca-certificates openssl curl \
-        containerd runc containernetworking-plugins iptables util-linux
-fi
+# shellcheck source=lib/packages.sh
+source "$here/scripts/lib/packages.sh"
+ensure_packages "${K3RS_RUNTIME_PACKAGES[@]}" "${K3RS_BUILD_PACKAGES[@]}" \
+    || fatal "install the packages above first"
 command -v cargo >/dev/null || fatal "cargo is required to build k3rs (install Rust first)"
 
 info "building k3rs (release)"

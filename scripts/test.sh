@@ -6,21 +6,10 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$here"
 
-need=()
-for tool in openssl:openssl curl:curl cc:build-essential pkg-config:pkg-config \
-    containerd:containerd runc:runc setpriv:util-linux iptables:iptables \
-    /usr/lib/cni/bridge:containernetworking-plugins busybox:busybox-static; do
-    command -v "${tool%%:*}" >/dev/null || need+=("${tool##*:}")
-done
-if [ ${#need[@]} -gt 0 ]; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-    else
-        echo "missing prerequisites: ${need[*]} (run as root to install them)" >&2
-        exit 1
-    fi
-fi
+# shellcheck source=lib/packages.sh
+source scripts/lib/packages.sh
+ensure_packages "${K3RS_RUNTIME_PACKAGES[@]}" "${K3RS_BUILD_PACKAGES[@]}" \
+    "${K3RS_TEST_PACKAGES[@]}"
 # kubectl drives the end-to-end tests; a missing one must fail, not skip.
 command -v kubectl >/dev/null || { echo "kubectl is required for the end-to-end tests" >&2; exit 1; }
 rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy 2>/dev/null || true

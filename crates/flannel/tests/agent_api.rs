@@ -7,6 +7,8 @@
 //! listens on loopback; the namespaces, the server process (by pid) and the temp dir are
 //! removed at the end, also on failure.
 
+mod support;
+
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -136,6 +138,7 @@ fn exec_in(netns: &str, args: &[&str]) -> String {
 
 impl Namespaces {
     fn new() -> Namespaces {
+        support::require_tools();
         let pid = std::process::id() % 100_000;
         let ns = Namespaces {
             names: [format!("k3rsfl-api-a-{pid}"), format!("k3rsfl-api-b-{pid}")],

@@ -6,6 +6,8 @@
 //! Everything created lives in the two namespaces, which are deleted at the end, also on
 //! failure.
 
+mod support;
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -39,6 +41,7 @@ fn run(args: &[&str]) -> Output {
 
 impl TwoNodes {
     fn new(tag: &str) -> TwoNodes {
+        support::require_tools();
         let pid = std::process::id() % 100_000;
         let nodes = TwoNodes {
             names: [
