@@ -116,6 +116,7 @@ pub async fn require_authentication(
                 Ok(id) => id,
                 Err(err) => return err.into_response(),
             };
+            crate::access_log::record_user(&id.user);
             req.extensions_mut().insert(id);
             next.run(req).await
         }

@@ -6,6 +6,7 @@
 //! (defaults, validation, printing) lives in small modules keyed by kind. This crate is the
 //! only user of `k3rs-store`: every other component talks to it over HTTPS.
 
+mod access_log;
 mod admission;
 mod auth;
 mod authz;
@@ -228,24 +229,8 @@ fn router(state: AppState) -> Router {
         // The join endpoints authenticate join tokens themselves, before (outside) the
         // API's authentication.
         .merge(supervisor::routes())
-        .layer(axum::middleware::from_fn(log_request))
+        .layer(axum::middleware::from_fn(access_log::log_request))
         .with_state(state)
-}
-
-/// One debug line per request; bodies are never logged (they may hold Secrets).
-async fn log_request(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let started = std::time::Instant::now();
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let response = next.run(req).await;
-    tracing::debug!(
-        %method,
-        path,
-        status = response.status().as_u16(),
-        elapsed_us = started.elapsed().as_micros() as u64,
-        "request"
-    );
-    response
 }
 
 async fn health() -> &'static str {
