@@ -1,9 +1,19 @@
 //! Command-line definition. Every server and agent flag also reads `K3RS_<NAME>` from
 //! the environment and a key of the same name from the config file (see `config_file`).
-//! Values stay strings here; `server::Settings::from_args` validates them so each
-//! problem is reported in one line naming the flag.
+//! Values are parsed into their types here ([`crate::parse`]); rules that involve several
+//! flags are checked by `server::Settings::from_args` and `agent_flags`. Either way a bad
+//! value is one line naming the flag (see `main`).
+
+use std::net::IpAddr;
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use ipnet::IpNet;
+use k3rs_core::join::FlannelBackend;
+use k8s_openapi::api::core::v1::Taint;
+
+use crate::parse;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -37,25 +47,25 @@ pub struct ServerArgs {
     pub config: Option<String>,
     /// Folder for state: certificates, datastore, token.
     #[arg(long, short = 'd', env = "K3RS_DATA_DIR", value_name = "DIR")]
-    pub data_dir: Option<String>,
+    pub data_dir: Option<PathBuf>,
     /// Address the API server listens on.
-    #[arg(long, env = "K3RS_BIND_ADDRESS", value_name = "IP")]
-    pub bind_address: Option<String>,
+    #[arg(long, env = "K3RS_BIND_ADDRESS", value_name = "IP", value_parser = parse::ip)]
+    pub bind_address: Option<IpAddr>,
     /// HTTPS port of the API server.
-    #[arg(long, env = "K3RS_HTTPS_LISTEN_PORT", value_name = "PORT")]
-    pub https_listen_port: Option<String>,
+    #[arg(long, env = "K3RS_HTTPS_LISTEN_PORT", value_name = "PORT", value_parser = parse::port)]
+    pub https_listen_port: Option<u16>,
     /// Address advertised to cluster members (default: the node IP).
-    #[arg(long, env = "K3RS_ADVERTISE_ADDRESS", value_name = "IP")]
-    pub advertise_address: Option<String>,
+    #[arg(long, env = "K3RS_ADVERTISE_ADDRESS", value_name = "IP", value_parser = parse::ip)]
+    pub advertise_address: Option<IpAddr>,
     /// Extra hostname or IP in the serving certificate (repeatable).
     #[arg(long, env = "K3RS_TLS_SAN", value_name = "SAN", value_delimiter = ',')]
     pub tls_san: Vec<String>,
     /// Where to write the admin kubeconfig.
     #[arg(long, short = 'o', env = "K3RS_WRITE_KUBECONFIG", value_name = "FILE")]
-    pub write_kubeconfig: Option<String>,
+    pub write_kubeconfig: Option<PathBuf>,
     /// File mode of the kubeconfig, in octal (e.g. 644).
-    #[arg(long, env = "K3RS_WRITE_KUBECONFIG_MODE", value_name = "MODE")]
-    pub write_kubeconfig_mode: Option<String>,
+    #[arg(long, env = "K3RS_WRITE_KUBECONFIG_MODE", value_name = "MODE", value_parser = parse::file_mode)]
+    pub write_kubeconfig_mode: Option<u32>,
     /// Shared secret used to join nodes and accepted as an admin bearer token.
     #[arg(
         long,
@@ -67,28 +77,28 @@ pub struct ServerArgs {
     pub token: Option<String>,
     /// File holding the token.
     #[arg(long, env = "K3RS_TOKEN_FILE", value_name = "FILE")]
-    pub token_file: Option<String>,
+    pub token_file: Option<PathBuf>,
     /// Pod network.
-    #[arg(long, env = "K3RS_CLUSTER_CIDR", value_name = "CIDR")]
-    pub cluster_cidr: Option<String>,
+    #[arg(long, env = "K3RS_CLUSTER_CIDR", value_name = "CIDR", value_parser = parse::cidr)]
+    pub cluster_cidr: Option<IpNet>,
     /// Service network.
-    #[arg(long, env = "K3RS_SERVICE_CIDR", value_name = "CIDR")]
-    pub service_cidr: Option<String>,
+    #[arg(long, env = "K3RS_SERVICE_CIDR", value_name = "CIDR", value_parser = parse::cidr)]
+    pub service_cidr: Option<IpNet>,
     /// Port range for NodePort services.
-    #[arg(long, env = "K3RS_SERVICE_NODE_PORT_RANGE", value_name = "RANGE")]
-    pub service_node_port_range: Option<String>,
+    #[arg(long, env = "K3RS_SERVICE_NODE_PORT_RANGE", value_name = "RANGE", value_parser = parse::port_range)]
+    pub service_node_port_range: Option<RangeInclusive<u16>>,
     /// ClusterIP of the cluster DNS service; must be inside --service-cidr.
-    #[arg(long, env = "K3RS_CLUSTER_DNS", value_name = "IP")]
-    pub cluster_dns: Option<String>,
+    #[arg(long, env = "K3RS_CLUSTER_DNS", value_name = "IP", value_parser = parse::ip)]
+    pub cluster_dns: Option<IpAddr>,
     /// Cluster domain.
-    #[arg(long, env = "K3RS_CLUSTER_DOMAIN", value_name = "DOMAIN")]
+    #[arg(long, env = "K3RS_CLUSTER_DOMAIN", value_name = "DOMAIN", value_parser = parse::domain)]
     pub cluster_domain: Option<String>,
     /// Name of this node (default: the hostname).
-    #[arg(long, env = "K3RS_NODE_NAME", value_name = "NAME")]
+    #[arg(long, env = "K3RS_NODE_NAME", value_name = "NAME", value_parser = parse::node_name)]
     pub node_name: Option<String>,
     /// IP address of this node (default: the address of the default-route interface).
-    #[arg(long, env = "K3RS_NODE_IP", value_name = "IP", value_delimiter = ',')]
-    pub node_ip: Vec<String>,
+    #[arg(long, env = "K3RS_NODE_IP", value_name = "IP", value_delimiter = ',', value_parser = parse::ip)]
+    pub node_ip: Vec<IpAddr>,
     /// Customized flag for the controller manager, as KEY=VALUE (repeatable), e.g.
     /// `node-monitor-grace-period=20s`.
     #[arg(long = "kube-controller-manager-arg", value_name = "KEY=VALUE")]
@@ -112,7 +122,7 @@ pub struct ServerArgs {
     pub agent_token: Option<String>,
     /// File holding the agent token.
     #[arg(long, env = "K3RS_AGENT_TOKEN_FILE", value_name = "FILE")]
-    pub agent_token_file: Option<String>,
+    pub agent_token_file: Option<PathBuf>,
     #[command(flatten)]
     pub agent: AgentArgs,
 }
@@ -124,8 +134,8 @@ pub struct AgentCmdArgs {
     #[arg(short = 'c', long, env = "K3RS_CONFIG_FILE", value_name = "FILE")]
     pub config: Option<String>,
     /// Server to join, e.g. https://10.0.0.1:6443.
-    #[arg(long, short = 's', env = "K3RS_URL", value_name = "URL")]
-    pub server: Option<String>,
+    #[arg(long, short = 's', env = "K3RS_URL", value_name = "URL", value_parser = parse::server_url)]
+    pub server: Option<k3rs_agent::join::ServerUrl>,
     /// Join token: K10<ca-hash>::<user>:<password>, a bootstrap token or a bare password.
     #[arg(
         long,
@@ -137,25 +147,25 @@ pub struct AgentCmdArgs {
     pub token: Option<String>,
     /// File holding the join token.
     #[arg(long, env = "K3RS_TOKEN_FILE", value_name = "FILE")]
-    pub token_file: Option<String>,
+    pub token_file: Option<PathBuf>,
     /// Folder for state: certificates, kubeconfigs, containerd.
     #[arg(long, short = 'd', env = "K3RS_DATA_DIR", value_name = "DIR")]
-    pub data_dir: Option<String>,
+    pub data_dir: Option<PathBuf>,
     /// Name of this node (default: the hostname).
-    #[arg(long, env = "K3RS_NODE_NAME", value_name = "NAME")]
+    #[arg(long, env = "K3RS_NODE_NAME", value_name = "NAME", value_parser = parse::node_name)]
     pub node_name: Option<String>,
     /// IP address of this node (default: the address this machine reaches the server from).
-    #[arg(long, env = "K3RS_NODE_IP", value_name = "IP", value_delimiter = ',')]
-    pub node_ip: Vec<String>,
+    #[arg(long, env = "K3RS_NODE_IP", value_name = "IP", value_delimiter = ',', value_parser = parse::ip)]
+    pub node_ip: Vec<IpAddr>,
     /// Append a stable random id to the node name, e.g. `worker-5f3c09ab`.
     #[arg(long, env = "K3RS_WITH_NODE_ID", action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
     pub with_node_id: bool,
     /// Where this node keeps its node password (default /etc/rancher/node/password); the
     /// node id of --with-node-id is kept beside it. Give each agent on one machine its own.
     #[arg(long, env = "K3RS_NODE_PASSWORD_FILE", value_name = "FILE")]
-    pub node_password_file: Option<String>,
+    pub node_password_file: Option<PathBuf>,
     /// Local port of the agent's load balancer towards the servers (127.0.0.1).
-    #[arg(long, env = "K3RS_LB_SERVER_PORT", value_name = "PORT", default_value_t = crate::loadbalancer::DEFAULT_PORT)]
+    #[arg(long, env = "K3RS_LB_SERVER_PORT", value_name = "PORT", default_value_t = k3rs_agent::loadbalancer::DEFAULT_PORT, value_parser = parse::nonzero_port)]
     pub lb_server_port: u16,
     #[command(flatten)]
     pub agent: AgentArgs,
@@ -189,8 +199,8 @@ pub struct TokenClientArgs {
 #[derive(Debug, Clone, Args)]
 pub struct TokenCreateArgs {
     /// How long the token stays valid, e.g. 24h, 90m or 0 (forever).
-    #[arg(long, value_name = "DURATION", default_value = "24h")]
-    pub ttl: String,
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = crate::token::parse_ttl)]
+    pub ttl: crate::token::Ttl,
     /// Note shown by `k3rs token list`.
     #[arg(long, value_name = "TEXT")]
     pub description: Option<String>,
@@ -227,15 +237,16 @@ pub struct AgentArgs {
         long,
         env = "K3RS_NODE_EXTERNAL_IP",
         value_name = "IP",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = parse::ip
     )]
-    pub node_external_ip: Vec<String>,
+    pub node_external_ip: Vec<IpAddr>,
     /// Label to register the node with, as KEY=VALUE (repeatable).
-    #[arg(long, value_name = "KEY=VALUE")]
-    pub node_label: Vec<String>,
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse::label)]
+    pub node_label: Vec<(String, String)>,
     /// Taint to register the node with, as KEY[=VALUE]:EFFECT (repeatable).
-    #[arg(long, value_name = "KEY[=VALUE]:EFFECT")]
-    pub node_taint: Vec<String>,
+    #[arg(long, value_name = "KEY[=VALUE]:EFFECT", value_parser = parse::taint)]
+    pub node_taint: Vec<Taint>,
     /// Image of the pod sandbox (pause) container.
     #[arg(long, env = "K3RS_PAUSE_IMAGE", value_name = "IMAGE")]
     pub pause_image: Option<String>,
@@ -246,8 +257,8 @@ pub struct AgentArgs {
     #[arg(long = "kubelet-arg", value_name = "KEY=VALUE")]
     pub kubelet_arg: Vec<String>,
     /// Pod network backend: vxlan (default), host-gw or none (no CNI config is written).
-    #[arg(long, env = "K3RS_FLANNEL_BACKEND", value_name = "BACKEND")]
-    pub flannel_backend: Option<String>,
+    #[arg(long, env = "K3RS_FLANNEL_BACKEND", value_name = "BACKEND", value_parser = parse::flannel_backend)]
+    pub flannel_backend: Option<FlannelBackend>,
     /// Interface the overlay uses (default: the one holding the node IP).
     #[arg(long, env = "K3RS_FLANNEL_IFACE", value_name = "IFACE")]
     pub flannel_iface: Option<String>,
@@ -256,7 +267,7 @@ pub struct AgentArgs {
     pub flannel_external_ip: bool,
     /// Where the overlay writes flannel's subnet.env (one per node when several share a machine).
     #[arg(long, env = "K3RS_FLANNEL_SUBNET_ENV", value_name = "FILE")]
-    pub flannel_subnet_env: Option<String>,
+    pub flannel_subnet_env: Option<PathBuf>,
     /// Turn off tx checksum offload on flannel.1 (works around broken VXLAN checksums on some NICs).
     #[arg(long, env = "K3RS_FLANNEL_TX_CHECKSUM_OFF", action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
     pub flannel_tx_checksum_off: bool,

@@ -1,16 +1,19 @@
 //! Shared vocabulary of k3rs, with no IO: the table of built-in API resources, label and
-//! field selectors, the cluster-wide network settings, and the shutdown handle every
+//! field selectors, the cluster-wide network settings, the join wire contract, and the shutdown handle every
 //! long-running part selects against.
 //!
 //! Nothing here talks to the network, the disk or the datastore; components depend on
 //! this crate instead of on each other.
 
 pub mod cluster;
+pub mod duration;
 pub mod http_upgrade;
+pub mod join;
 pub mod quantity;
 pub mod resource;
 pub mod selector;
 pub mod shutdown;
+pub mod validation;
 
 pub use cluster::ClusterConfig;
 pub use resource::{ResourceDef, Scope};

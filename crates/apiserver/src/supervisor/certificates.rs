@@ -17,12 +17,9 @@ use http::{HeaderMap, StatusCode};
 use k3rs_certs::csr::SigningRequest;
 
 use super::caller::{self, Caller};
-use super::CONTROLLER_USER;
-use super::{
-    is_node_name, node_password, settings, text, Refusal, NODE_IP_HEADER, NODE_NAME_HEADER,
-    NODE_PASSWORD_HEADER,
-};
+use super::{is_node_name, node_password, settings, text, Refusal};
 use crate::AppState;
+use k3rs_core::join::{CONTROLLER_USER, NODE_IP_HEADER, NODE_NAME_HEADER, NODE_PASSWORD_HEADER};
 
 /// Anything much larger than a PEM certificate request is not one.
 const MAX_REQUEST_BYTES: usize = 64 * 1024;

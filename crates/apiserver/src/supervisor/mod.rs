@@ -35,16 +35,9 @@ use http::{header, HeaderValue, StatusCode};
 use k3rs_certs::token::Token;
 use k3rs_certs::Pki;
 
-pub use agent_config::AgentConfig;
+use k3rs_core::join::{path, AgentConfig, FlannelBackend};
 
 use crate::AppState;
-
-/// Header names an agent sends with certificate requests (k3s: `K3s-Node-Name`, ...).
-pub const NODE_NAME_HEADER: &str = "K3rs-Node-Name";
-pub const NODE_PASSWORD_HEADER: &str = "K3rs-Node-Password";
-pub const NODE_IP_HEADER: &str = "K3rs-Node-IP";
-/// User of the agent-side controllers' client certificate (k3s: `system:k3s-controller`).
-pub const CONTROLLER_USER: &str = "system:k3rs-controller";
 
 /// What the supervisor needs beyond the API server's [`crate::Config`]: the CA keys to
 /// sign agents' certificates, the agent-only token and the settings agents inherit.
@@ -54,8 +47,8 @@ pub struct Settings {
     /// `--agent-token`: accepted for agents only (user `node`); the server token keeps
     /// working for agents and servers.
     pub agent_token: Option<Token>,
-    /// `--flannel-backend` of the server, handed to every agent (`vxlan`, `host-gw`, `none`).
-    pub flannel_backend: String,
+    /// `--flannel-backend` of the server, handed to every agent.
+    pub flannel_backend: FlannelBackend,
 }
 
 impl std::fmt::Debug for Settings {
@@ -123,30 +116,24 @@ fn text(status: StatusCode, body: String) -> Response {
 /// authenticates its caller itself (or, for `/cacerts` and `/ping`, needs no caller).
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
-        .route("/cacerts", get(cacerts))
+        .route(path::CACERTS, get(cacerts))
         .route(
-            "/ping",
+            path::PING,
             get(|| async { text(StatusCode::OK, "pong".into()) }),
         )
-        .route("/v1-k3rs/config", get(config))
-        .route("/v1-k3rs/readyz", get(readyz))
-        .route("/v1-k3rs/apiservers", get(apiservers))
-        .route("/v1-k3rs/server-ca.crt", get(server_ca))
-        .route("/v1-k3rs/client-ca.crt", get(client_ca))
+        .route(path::CONFIG, get(config))
+        .route(path::READYZ, get(readyz))
+        .route(path::APISERVERS, get(apiservers))
+        .route(path::SERVER_CA, get(server_ca))
+        .route(path::CLIENT_CA, get(client_ca))
+        .route(path::SERVING_KUBELET, post(certificates::serving_kubelet))
+        .route(path::CLIENT_KUBELET, post(certificates::client_kubelet))
         .route(
-            "/v1-k3rs/serving-kubelet.crt",
-            post(certificates::serving_kubelet),
-        )
-        .route(
-            "/v1-k3rs/client-kubelet.crt",
-            post(certificates::client_kubelet),
-        )
-        .route(
-            "/v1-k3rs/client-kube-proxy.crt",
+            path::CLIENT_KUBE_PROXY,
             post(certificates::client_kube_proxy),
         )
         .route(
-            "/v1-k3rs/client-k3rs-controller.crt",
+            path::CLIENT_CONTROLLER,
             post(certificates::client_controller),
         )
 }
@@ -185,12 +172,13 @@ async fn cacerts(State(state): State<AppState>) -> Response {
 
 async fn config(State(state): State<AppState>, req: Parts) -> Result<Response, Refusal> {
     caller::authenticate(&state, &req).await?;
-    let backend = match state.supervisor.as_deref() {
-        Some(s) => s.flannel_backend.clone(),
-        None => agent_config::DEFAULT_FLANNEL_BACKEND.to_string(),
-    };
+    let backend = state
+        .supervisor
+        .as_deref()
+        .map(|s| s.flannel_backend)
+        .unwrap_or_default();
     let servers = agent_config::server_urls(&state).await?;
-    let body = AgentConfig::new(&state.config.cluster, &backend, servers);
+    let body = AgentConfig::new(&state.config.cluster, backend, servers);
     Ok(axum::Json(body).into_response())
 }
 

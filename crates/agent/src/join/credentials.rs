@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use k3rs_certs::csr::{certificate_request, new_private_key, reissue_reason, Expected};
+use k3rs_core::join::path;
 
 use super::supervisor::Supervisor;
 use super::Stop;
@@ -39,22 +40,22 @@ pub struct Kind {
 
 pub const CLIENT_KUBELET: Kind = Kind {
     file: "client-kubelet",
-    endpoint: "/v1-k3rs/client-kubelet.crt",
+    endpoint: path::CLIENT_KUBELET,
     what: "kubelet client certificate",
 };
 pub const SERVING_KUBELET: Kind = Kind {
     file: "serving-kubelet",
-    endpoint: "/v1-k3rs/serving-kubelet.crt",
+    endpoint: path::SERVING_KUBELET,
     what: "kubelet serving certificate",
 };
 pub const CLIENT_KUBE_PROXY: Kind = Kind {
     file: "client-kube-proxy",
-    endpoint: "/v1-k3rs/client-kube-proxy.crt",
+    endpoint: path::CLIENT_KUBE_PROXY,
     what: "kube-proxy client certificate",
 };
 pub const CLIENT_CONTROLLER: Kind = Kind {
     file: "client-k3rs-controller",
-    endpoint: "/v1-k3rs/client-k3rs-controller.crt",
+    endpoint: path::CLIENT_CONTROLLER,
     what: "k3rs-controller client certificate",
 };
 

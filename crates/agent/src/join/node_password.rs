@@ -11,15 +11,15 @@ use anyhow::{anyhow, Context, Result};
 
 /// The node name and password this agent joins with.
 #[derive(Clone)]
-pub struct NodeIdentity {
+pub struct NodePassword {
     pub name: String,
     pub password: String,
     pub password_file: PathBuf,
 }
 
-impl std::fmt::Debug for NodeIdentity {
+impl std::fmt::Debug for NodePassword {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NodeIdentity")
+        f.debug_struct("NodePassword")
             .field("name", &self.name)
             .field("password_file", &self.password_file)
             .finish_non_exhaustive()
@@ -62,7 +62,7 @@ pub fn node_name(base: &str, node_id: Option<&str>) -> String {
 }
 
 /// Load (or create) the node password and, when asked, the node id; name the node.
-pub fn ensure(base_name: &str, with_node_id: bool, password_file: &Path) -> Result<NodeIdentity> {
+pub fn ensure(base_name: &str, with_node_id: bool, password_file: &Path) -> Result<NodePassword> {
     let password = read_or_create(password_file, "node password", || random_hex(16))?;
     let node_id = match with_node_id {
         false => None,
@@ -83,12 +83,12 @@ pub fn ensure(base_name: &str, with_node_id: bool, password_file: &Path) -> Resu
         }
     };
     let name = node_name(base_name, node_id.as_deref());
-    if !k3rs_apiserver::supervisor::is_node_name(&name) {
+    if !k3rs_core::validation::is_dns1123_subdomain(&name) {
         return Err(anyhow!(
             "invalid --node-name {base_name:?}: {name:?} is not a lowercase DNS subdomain"
         ));
     }
-    Ok(NodeIdentity {
+    Ok(NodePassword {
         name,
         password,
         password_file: password_file.to_path_buf(),

@@ -1,28 +1,20 @@
 //! `k3rs agent`: join, check the node's credentials, then run the node agent (overlay
-//! and kubelet) until SIGTERM/SIGINT.
+//! and kubelet) until the shutdown signal.
 
 use anyhow::{Context, Result};
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use kube::api::PostParams;
 
-use super::{join, Joined, Settings, Stop, Supervisor};
+use k3rs_core::Shutdown;
+use tracing::Instrument;
+
+use crate::join::{join, JoinSettings, Joined, Stop, Supervisor};
 use crate::loadbalancer::LoadBalancer;
+use crate::NodeCredentials;
 
 /// How often the agent asks for the cluster's API servers. k3s agents watch the
 /// `kubernetes` Endpoints; servers come and go rarely, so polling is enough.
 const SERVER_LIST_INTERVAL: std::time::Duration = std::time::Duration::from_secs(15);
-
-/// Resolve when the process receives SIGTERM or SIGINT.
-async fn termination_signal() -> Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
-        _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
-    }
-    Ok(())
-}
 
 /// Who the API server says the node's client is (a SelfSubjectReview).
 async fn whoami(joined: &Joined) -> Result<String> {
@@ -86,11 +78,7 @@ fn summary(joined: &Joined, identity: &str) -> String {
 }
 
 /// Keep the load balancer's server list current with `/v1-k3rs/apiservers`.
-async fn follow_servers(
-    supervisor: Supervisor,
-    load_balancer: LoadBalancer,
-    shutdown: k3rs_core::Shutdown,
-) {
+async fn follow_servers(supervisor: Supervisor, load_balancer: LoadBalancer, shutdown: Shutdown) {
     let mut tick = tokio::time::interval(SERVER_LIST_INTERVAL);
     loop {
         tokio::select! {
@@ -112,23 +100,26 @@ async fn follow_servers(
     }
 }
 
-pub async fn run(settings: Settings) -> Result<()> {
-    let shutdown = k3rs_core::Shutdown::new();
+/// Join the cluster of `settings.server` and run this node until `shutdown`, or until a
+/// component that the node cannot do without stops (it triggers `shutdown` itself).
+pub async fn run(settings: JoinSettings, shutdown: Shutdown) -> Result<()> {
     let joined = tokio::select! {
         joined = join(&settings, shutdown.token()) => joined?,
-        signal = termination_signal() => return signal,
+        _ = shutdown.cancelled() => return Ok(()),
     };
     let identity = whoami(&joined).await?;
     check_serving(&joined)?;
     tracing::info!("{}", summary(&joined, &identity));
-    tokio::spawn(follow_servers(
-        joined.supervisor.clone(),
-        joined.load_balancer.clone(),
-        shutdown.clone(),
-    ));
+    tokio::spawn(
+        follow_servers(
+            joined.supervisor.clone(),
+            joined.load_balancer.clone(),
+            shutdown.clone(),
+        )
+        .in_current_span(),
+    );
     // The server decides the cluster's overlay; the local flag only applies to servers.
-    let backend: k3rs_flannel::Backend = joined.flannel_backend.parse()?;
-    let node = crate::agent::NodeIdentity {
+    let node = NodeCredentials {
         node_name: joined.node_name.clone(),
         node_ips: joined.node_ips.clone(),
         data_dir: settings.data_dir.clone(),
@@ -138,14 +129,10 @@ pub async fn run(settings: Settings) -> Result<()> {
         serving_key_pem: joined.serving_key_pem.clone(),
         client_ca_pem: joined.client_ca_pem.clone(),
         control_plane: false,
-        backend,
+        backend: joined.flannel_backend,
     };
-    let agent = crate::agent::start(&settings.agent, node, shutdown.clone())?;
-    tokio::select! {
-        signal = termination_signal() => signal?,
-        _ = shutdown.cancelled() => {}
-    }
-    shutdown.trigger();
+    let agent = crate::node::start(&settings.agent, node, shutdown.clone())?;
+    shutdown.cancelled().await;
     // The kubelet stops containerd (never the containers) on the way out.
     if tokio::time::timeout(std::time::Duration::from_secs(10), agent)
         .await

@@ -84,7 +84,7 @@ pub async fn fetch_unverified_ca(server: &ServerUrl) -> Result<String, Failure> 
         server,
         unverified_config()?,
         Method::GET,
-        "/cacerts",
+        k3rs_core::join::path::CACERTS,
         &[],
         Bytes::new(),
     )

@@ -24,12 +24,10 @@
 
 mod backoff;
 mod credentials;
-mod node_identity;
+mod node_password;
 mod settings;
 mod supervisor;
 mod transport;
-
-pub mod command;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -37,15 +35,15 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method};
-use k3rs_apiserver::supervisor::{
-    AgentConfig, NODE_IP_HEADER, NODE_NAME_HEADER, NODE_PASSWORD_HEADER,
-};
 use k3rs_certs::csr::Expected;
 use k3rs_certs::JoinToken;
+use k3rs_core::join::{
+    path, AgentConfig, FlannelBackend, NODE_IP_HEADER, NODE_NAME_HEADER, NODE_PASSWORD_HEADER,
+};
 use k3rs_core::ClusterConfig;
 use tracing::{info, warn};
 
-pub use settings::Settings;
+pub use settings::{JoinSettings, ServerUrl, DEFAULT_NODE_PASSWORD_FILE};
 pub use supervisor::Supervisor;
 
 use crate::loadbalancer::LoadBalancer;
@@ -53,7 +51,7 @@ use crate::loadbalancer::LoadBalancer;
 use credentials::{
     CERT_MODE, CLIENT_CONTROLLER, CLIENT_KUBELET, CLIENT_KUBE_PROXY, SERVING_KUBELET,
 };
-use node_identity::NodeIdentity;
+use node_password::NodePassword;
 use transport::Pinned;
 
 /// What a successful join hands to the kubelet and the overlay.
@@ -88,8 +86,8 @@ pub struct Joined {
     /// The CA the API server's certificate chains to.
     pub server_ca_pem: String,
     pub cluster: ClusterConfig,
-    /// `vxlan`, `host-gw` or `none`, as the server says.
-    pub flannel_backend: String,
+    /// The cluster's overlay, as the server says.
+    pub flannel_backend: FlannelBackend,
 }
 
 impl std::fmt::Debug for Joined {
@@ -107,7 +105,7 @@ impl std::fmt::Debug for Joined {
 
 /// Why an attempt ended without a join.
 #[derive(Debug)]
-pub(crate) enum Stop {
+pub enum Stop {
     /// Retrying cannot help (wrong CA, unusable local files).
     Fatal(anyhow::Error),
     /// The server refused or could not be reached; try again later.
@@ -118,11 +116,11 @@ pub(crate) enum Stop {
 /// Cancel it by dropping the future (e.g. in a `select!` against SIGTERM); the load
 /// balancer it starts runs until `shutdown`.
 pub async fn join(
-    settings: &Settings,
+    settings: &JoinSettings,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<Joined> {
     let url = settings.server.url.clone();
-    let identity = node_identity::ensure(
+    let identity = node_password::ensure(
         &settings.node_name,
         settings.with_node_id,
         &settings.node_password_file,
@@ -135,7 +133,8 @@ pub async fn join(
         shutdown,
     )
     .await?;
-    let via = settings::ServerUrl::parse(&load_balancer.url())?;
+    let via = ServerUrl::parse(&load_balancer.url())
+        .map_err(|why| anyhow::anyhow!("load balancer URL: {why}"))?;
     let mut backoff = backoff::Backoff::default();
     let mut warned_first_use = false;
     loop {
@@ -194,7 +193,7 @@ fn trust_on_first_use(
 
 /// The local address this machine uses to reach the server: the node IP the server and
 /// the other nodes can reach it on. Asking the kernel for a route sends no packet.
-async fn address_towards(server: &settings::ServerUrl) -> Result<IpAddr, Stop> {
+async fn address_towards(server: &ServerUrl) -> Result<IpAddr, Stop> {
     let target: SocketAddr = tokio::net::lookup_host((server.host.as_str(), server.port))
         .await
         .map_err(|e| Stop::Retry(anyhow::anyhow!("resolving {}: {e}", server.host)))?
@@ -221,10 +220,10 @@ fn header(name: &'static str, value: &str) -> Result<(HeaderName, HeaderValue), 
 
 /// One join attempt; every request goes to `via`, the load balancer's URL.
 async fn attempt(
-    settings: &Settings,
+    settings: &JoinSettings,
     load_balancer: &LoadBalancer,
-    via: &settings::ServerUrl,
-    identity: &NodeIdentity,
+    via: &ServerUrl,
+    identity: &NodePassword,
     warned_first_use: &mut bool,
 ) -> Result<Joined, Stop> {
     let server = &settings.server;
@@ -241,12 +240,12 @@ async fn attempt(
     // 2. The server must prove it holds a certificate of that CA.
     let pinned = Pinned::new(via, &ca_pem).map_err(Stop::Fatal)?;
     pinned
-        .request(Method::GET, "/cacerts", &[], Bytes::new())
+        .request(Method::GET, path::CACERTS, &[], Bytes::new())
         .await?;
     let supervisor = Supervisor::new(pinned, &settings.token.credential)?;
 
     // 3. Cluster settings.
-    let body = supervisor.get("/v1-k3rs/config").await?;
+    let body = supervisor.get(path::CONFIG).await?;
     let config: AgentConfig = serde_json::from_slice(&body).map_err(|e| {
         Stop::Retry(anyhow::anyhow!(
             "GET /v1-k3rs/config: unexpected answer: {e}"
@@ -256,7 +255,7 @@ async fn attempt(
         .cluster()
         .map_err(|e| Stop::Retry(anyhow::anyhow!("GET /v1-k3rs/config: {e}")))?;
     load_balancer.update_servers(server_addresses(&config.servers));
-    let client_ca_pem = String::from_utf8(supervisor.get("/v1-k3rs/client-ca.crt").await?.to_vec())
+    let client_ca_pem = String::from_utf8(supervisor.get(path::CLIENT_CA).await?.to_vec())
         .map_err(|_| Stop::Retry(anyhow::anyhow!("GET /v1-k3rs/client-ca.crt: not PEM")))?;
 
     // 4. Certificates.
@@ -319,7 +318,7 @@ async fn attempt(
         &dir,
         &CLIENT_CONTROLLER,
         &Expected {
-            common_name: k3rs_apiserver::supervisor::CONTROLLER_USER.into(),
+            common_name: k3rs_core::join::CONTROLLER_USER.into(),
             ..Expected::default()
         },
         &client_ca_pem,
@@ -385,7 +384,7 @@ async fn node_client(kubeconfig_yaml: &str) -> anyhow::Result<kube::Client> {
     let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
         .context("kubelet kubeconfig")?;
-    let agent = format!("kubelet/{}", k3rs_apiserver::KUBE_GIT_VERSION);
+    let agent = format!("kubelet/{}", k3rs_core::KUBE_GIT_VERSION);
     config.headers.push((
         http::header::USER_AGENT,
         HeaderValue::from_str(&agent).context("user agent")?,
