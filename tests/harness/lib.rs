@@ -4,6 +4,9 @@
 //! Every process is killed by its process id when the handle is dropped, so a failing
 //! test leaves nothing running.
 
+// Test tasks need no span: spawning them bare is fine.
+#![allow(clippy::disallowed_methods)]
+
 pub mod agent;
 pub mod cluster;
 pub mod fake_nodes;

@@ -3,6 +3,9 @@
 //! ordered and parallel StatefulSet pods with their claims, scale down, rolling updates
 //! with ControllerRevisions, and `kubectl rollout status|history|undo`.
 
+// Test tasks need no span: spawning them bare is fine.
+#![allow(clippy::disallowed_methods)]
+
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

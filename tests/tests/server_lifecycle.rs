@@ -2,6 +2,9 @@
 //! reuses on restart, the token, flag validation, config file precedence, clean shutdown
 //! on SIGTERM, crash safety under kill -9, and startup time.
 
+// Test tasks need no span: spawning them bare is fine.
+#![allow(clippy::disallowed_methods)]
+
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

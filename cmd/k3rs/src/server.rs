@@ -234,7 +234,7 @@ async fn start_control_plane(
         run_controllers: !settings.disable_controller_manager,
         run_scheduler: !settings.disable_scheduler,
     };
-    tokio::spawn(
+    k3rs_core::task::spawn(
         async move {
             if let Err(err) = k3rs_controllers::run(config, shutdown).await {
                 tracing::error!(error = %err, "control plane stopped");

@@ -51,7 +51,7 @@ pub fn start(
         };
         let overlay_shutdown = shutdown.clone();
         let span = tracing::info_span!("flannel", node = %node.node_name);
-        tokio::spawn(
+        k3rs_core::task::spawn(
             async move {
                 // Without its overlay a node cannot serve pods: stop, as k3s does.
                 if let Err(err) = k3rs_flannel::run(overlay, overlay_shutdown.clone()).await {
@@ -85,7 +85,7 @@ pub fn start(
         cni_mtu,
         write_cni_config: node.backend != Backend::None,
     };
-    Ok(tokio::spawn(
+    Ok(k3rs_core::task::spawn(
         async move {
             if let Err(err) = k3rs_kubelet::run(kubelet, shutdown).await {
                 tracing::error!(error = %err, "agent stopped");

@@ -110,7 +110,7 @@ pub async fn run(settings: JoinSettings, shutdown: Shutdown) -> Result<()> {
     let identity = whoami(&joined).await?;
     check_serving(&joined)?;
     tracing::info!("{}", summary(&joined, &identity));
-    tokio::spawn(
+    k3rs_core::task::spawn(
         follow_servers(
             joined.supervisor.clone(),
             joined.load_balancer.clone(),

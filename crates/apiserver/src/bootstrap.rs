@@ -73,7 +73,7 @@ const REPAIR_INTERVAL: std::time::Duration = std::time::Duration::from_secs(180)
 async fn repair_allocations(state: &AppState) -> Result<()> {
     allocator::repair(state).await?;
     let state = state.clone();
-    tokio::spawn(async move {
+    k3rs_core::task::spawn(async move {
         loop {
             tokio::select! {
                 _ = state.shutdown.cancelled() => return,

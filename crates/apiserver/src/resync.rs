@@ -29,7 +29,7 @@ pub fn spawn<F, Fut>(
     F: Fn(AppState) -> Fut + Send + 'static,
     Fut: Future<Output = Result<i64>> + Send,
 {
-    tokio::spawn(async move {
+    k3rs_core::task::spawn(async move {
         loop {
             let mut events = match state.store.backend().watch(prefix, revision).await {
                 Ok(events) => events,

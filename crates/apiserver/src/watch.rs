@@ -185,7 +185,7 @@ pub async fn watch(
     let bookmarks = params.allow_watch_bookmarks;
     let shutdown = state.shutdown.clone();
     let exact_key = name.as_ref().map(|_| prefix.clone());
-    tokio::spawn(async move {
+    k3rs_core::task::spawn(async move {
         for line in initial {
             if tx.send(line).await.is_err() {
                 return;

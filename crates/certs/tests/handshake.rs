@@ -1,5 +1,8 @@
 //! Real TLS handshakes against `Pki::rustls_server_config`, in-process over loopback TCP.
 
+// Test tasks need no span: spawning them bare is fine.
+#![allow(clippy::disallowed_methods)]
+
 use std::path::Path;
 use std::sync::Arc;
 

@@ -13,6 +13,7 @@ pub mod quantity;
 pub mod resource;
 pub mod selector;
 pub mod shutdown;
+pub mod task;
 pub mod validation;
 
 pub use cluster::ClusterConfig;

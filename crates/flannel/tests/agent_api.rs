@@ -7,6 +7,9 @@
 //! listens on loopback; the namespaces, the server process (by pid) and the temp dir are
 //! removed at the end, also on failure.
 
+// Test tasks need no span: spawning them bare is fine.
+#![allow(clippy::disallowed_methods)]
+
 mod support;
 
 use std::net::{IpAddr, Ipv4Addr, TcpListener};

@@ -140,7 +140,7 @@ async fn run_inner(config: Config, shutdown: Shutdown) -> Result<()> {
         Ok(_) => {}
         Err(err) => warn!(error = %err, "importing air-gap images"),
     }
-    tokio::spawn(
+    k3rs_core::task::spawn(
         images::run_import(paths.clone(), socket.clone(), shutdown.clone())
             .instrument(tracing::info_span!("images")),
     );
@@ -162,7 +162,7 @@ async fn run_inner(config: Config, shutdown: Shutdown) -> Result<()> {
         cni::write_config(&paths, &network)?;
         info!(%pod_cidr, "CNI config written");
         let (cri, paths) = (cri.clone(), paths.clone());
-        tokio::spawn(async move { ensure_cni_loaded(&cri, &paths, &network).await });
+        k3rs_core::task::spawn(async move { ensure_cni_loaded(&cri, &paths, &network).await });
     }
 
     let server = server::ServerConfig {
@@ -176,7 +176,7 @@ async fn run_inner(config: Config, shutdown: Shutdown) -> Result<()> {
         paths: paths.clone(),
     };
     let server_shutdown = shutdown.clone();
-    tokio::spawn(
+    k3rs_core::task::spawn(
         async move {
             if let Err(err) = server::run(server, server_shutdown).await {
                 warn!(error = %err, "kubelet API stopped");

@@ -32,7 +32,7 @@ pub(crate) fn spawn_weak_compactor<B: Backend + ?Sized>(
     retain: i64,
     shutdown: CancellationToken,
 ) -> JoinHandle<()> {
-    tokio::spawn(
+    k3rs_core::task::spawn(
         async move {
             let mut ticker = tokio::time::interval(interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -188,7 +188,7 @@ async fn send(
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
             .map_err(|e| Failure::Unreachable(format!("HTTP handshake: {e}")))?;
-        let driver = tokio::spawn(async move {
+        let driver = k3rs_core::task::spawn(async move {
             let _ = connection.await;
         });
         let authority = match server.host.contains(':') {

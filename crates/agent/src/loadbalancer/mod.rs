@@ -83,8 +83,8 @@ impl LoadBalancer {
             connections: Mutex::new(HashMap::new()),
             shutdown,
         });
-        tokio::spawn(accept_loop(inner.clone(), listener));
-        tokio::spawn(health_loop(inner.clone()));
+        k3rs_core::task::spawn(accept_loop(inner.clone(), listener));
+        k3rs_core::task::spawn(health_loop(inner.clone()));
         info!(address = %local, "agent load balancer listening");
         Ok(LoadBalancer { inner })
     }
@@ -179,7 +179,7 @@ async fn accept_loop(inner: Arc<Inner>, listener: TcpListener) {
         };
         match accepted {
             Ok((client, _)) => {
-                tokio::spawn(proxy(inner.clone(), client));
+                k3rs_core::task::spawn(proxy(inner.clone(), client));
             }
             Err(err) => {
                 warn!(error = %err, "load balancer: accept failed");

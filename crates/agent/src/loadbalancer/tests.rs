@@ -16,10 +16,10 @@ use super::*;
 async fn named_server(name: &'static str) -> (String, JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();
-    let task = tokio::spawn(async move {
+    let task = k3rs_core::task::spawn(async move {
         loop {
             let (mut socket, _) = listener.accept().await.unwrap();
-            tokio::spawn(async move {
+            k3rs_core::task::spawn(async move {
                 socket.write_all(name.as_bytes()).await.unwrap();
                 let mut buf = [0u8; 64];
                 while let Ok(n) = socket.read(&mut buf).await {

@@ -122,7 +122,7 @@ pub async fn forward(
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
         .await
         .map_err(dial_error)?;
-    tokio::spawn(async move {
+    k3rs_core::task::spawn(async move {
         if let Err(err) = connection.with_upgrades().await {
             debug!(error = %err, "kubelet connection ended");
         }
@@ -168,7 +168,7 @@ pub async fn forward(
                 "the connection cannot be upgraded (upgrades need HTTP/1.1)",
             ));
         };
-        tokio::spawn(async move {
+        k3rs_core::task::spawn(async move {
             match tokio::join!(client_side, kubelet_side) {
                 (Ok(client), Ok(kubelet)) => {
                     let mut client = TokioIo::new(client);

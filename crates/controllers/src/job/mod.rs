@@ -527,7 +527,7 @@ impl JobController {
         let reference = job.object_ref(&());
         let recorder = self.recorder.clone();
         let (reason, message) = (reason.to_string(), message.to_string());
-        tokio::spawn(async move {
+        k3rs_core::task::spawn(async move {
             context::publish(&recorder, &reference, warning, &reason, &reason, message).await;
         });
     }

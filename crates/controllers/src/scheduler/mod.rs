@@ -247,7 +247,7 @@ impl Scheduler {
         self.cache.place(incoming.info.clone(), &node, true);
         self.queue.remove(&key);
         debug!(pod = %key, node = %node, "scheduled");
-        tokio::spawn(bind(
+        k3rs_core::task::spawn(bind(
             self.ctx.client.clone(),
             self.recorder.clone(),
             pod,
@@ -294,7 +294,7 @@ impl Scheduler {
             fingerprint(&pod),
             !incoming.affinity.is_empty(),
         );
-        tokio::spawn(report_unschedulable(
+        k3rs_core::task::spawn(report_unschedulable(
             self.ctx.client.clone(),
             self.recorder.clone(),
             pod,

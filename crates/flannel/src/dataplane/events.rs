@@ -37,7 +37,7 @@ impl LinkEvents {
                 .map_err(|e| Error::io("subscribing to link changes", e))
         })
         .await?;
-        tokio::spawn(connection);
+        k3rs_core::task::spawn(connection);
         Ok(LinkEvents {
             messages,
             _handle: handle,

@@ -58,7 +58,7 @@ impl Dataplane {
             rtnetlink::new_connection().map_err(|e| Error::io("opening a netlink socket", e))
         })
         .await?;
-        tokio::spawn(connection);
+        k3rs_core::task::spawn(connection);
         Ok(Dataplane { handle, netns })
     }
 

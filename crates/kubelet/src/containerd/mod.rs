@@ -74,7 +74,7 @@ pub async fn supervise(paths: &Paths, pause_image: &str, shutdown: Shutdown) -> 
         spawner,
         paths: paths.clone(),
     };
-    tokio::spawn(
+    k3rs_core::task::spawn(
         supervisor
             .run(current, shutdown)
             .instrument(tracing::info_span!("containerd")),

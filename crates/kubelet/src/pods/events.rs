@@ -76,7 +76,7 @@ impl Recorder {
             "count": count,
         });
         let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
-        tokio::spawn(async move {
+        k3rs_core::task::spawn(async move {
             let result = if count == 1 {
                 match serde_json::from_value::<Event>(event) {
                     Ok(e) => api.create(&PostParams::default(), &e).await.map(|_| ()),

@@ -54,7 +54,7 @@ impl Workers {
         let (tx, rx) = mpsc::unbounded_channel();
         self.inboxes.insert(uid, tx);
         let worker = Worker::new(self.shared.clone(), pod);
-        tokio::spawn(worker.run(rx));
+        k3rs_core::task::spawn(worker.run(rx));
     }
 
     fn delete(&mut self, pod: &Pod) {

@@ -80,7 +80,7 @@ async fn serve(
     let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(16);
     let cri = state.config.cri.clone();
     let shutdown = state.shutdown.clone();
-    tokio::spawn(
+    k3rs_core::task::spawn(
         async move {
             let copy = copy_log(file, &options, &cri, source.container_id.as_deref(), &tx);
             tokio::select! {

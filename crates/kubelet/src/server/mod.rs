@@ -174,7 +174,7 @@ async fn serve(listener: TcpListener, acceptor: TlsAcceptor, app: Router, shutdo
         let _ = tcp.set_nodelay(true);
         let connection =
             serve_connection(tcp, peer, acceptor.clone(), app.clone(), graceful.watcher());
-        tokio::spawn(connection.in_current_span());
+        k3rs_core::task::spawn(connection.in_current_span());
     }
     if tokio::time::timeout(GRACE, graceful.shutdown())
         .await

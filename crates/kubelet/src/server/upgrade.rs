@@ -72,7 +72,7 @@ pub async fn proxy(mut request: Request, target: &Uri) -> Result<Response, HttpE
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
         .await
         .map_err(|e| HttpError::internal(format!("streaming server handshake: {e}")))?;
-    tokio::spawn(
+    k3rs_core::task::spawn(
         async move {
             if let Err(err) = connection.with_upgrades().await {
                 debug!(error = %err, "streaming server connection ended");
@@ -108,7 +108,7 @@ pub async fn proxy(mut request: Request, target: &Uri) -> Result<Response, HttpE
 
     let runtime_side = hyper::upgrade::on(&mut answer);
     let client_side = hyper::upgrade::on(&mut request);
-    tokio::spawn(
+    k3rs_core::task::spawn(
         async move {
             let (client, runtime) = tokio::join!(client_side, runtime_side);
             match (client, runtime) {
@@ -200,7 +200,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/exec/token123", listener.local_addr().unwrap());
         let (head_tx, head_rx) = tokio::sync::oneshot::channel();
-        tokio::spawn(async move {
+        k3rs_core::task::spawn(async move {
             let (mut conn, _) = listener.accept().await.unwrap();
             let mut head = Vec::new();
             while !head.ends_with(b"\r\n\r\n") {
@@ -237,7 +237,7 @@ mod tests {
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        k3rs_core::task::spawn(async move { axum::serve(listener, app).await.unwrap() });
         address
     }
 

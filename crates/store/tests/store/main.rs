@@ -1,5 +1,8 @@
 //! Behaviour tests for the SQLite backend through the public `Backend` trait.
 
+// Test tasks need no span: spawning them bare is fine.
+#![allow(clippy::disallowed_methods)]
+
 mod compactor;
 mod concurrency;
 mod crud;

@@ -81,7 +81,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (reporter, service) = tonic_health::server::health_reporter();
-        tokio::spawn(
+        k3rs_core::task::spawn(
             tonic::transport::Server::builder()
                 .add_service(service)
                 .serve_with_incoming(TcpListenerStream::new(listener)),
@@ -147,7 +147,7 @@ mod tests {
         // A gRPC server with no services: every method is unimplemented.
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        tokio::spawn(
+        k3rs_core::task::spawn(
             tonic::transport::Server::builder()
                 .add_routes(tonic::service::Routes::default())
                 .serve_with_incoming(TcpListenerStream::new(listener)),

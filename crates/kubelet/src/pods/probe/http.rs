@@ -277,12 +277,12 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let acceptor = tls.then(self_signed_acceptor);
-        tokio::spawn(async move {
+        k3rs_core::task::spawn(async move {
             loop {
                 let (stream, _) = listener.accept().await.unwrap();
                 let handler = handler.clone();
                 let acceptor = acceptor.clone();
-                tokio::spawn(async move {
+                k3rs_core::task::spawn(async move {
                     let service = service_fn(move |request| {
                         let response = handler(&request);
                         async move { Ok::<_, Infallible>(response) }
@@ -491,7 +491,7 @@ mod tests {
         // Accepts connections and never answers.
         let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = silent.local_addr().unwrap().port();
-        let _keep = tokio::spawn(async move {
+        let _keep = k3rs_core::task::spawn(async move {
             let mut held = Vec::new();
             while let Ok((stream, _)) = silent.accept().await {
                 held.push(stream);

@@ -135,7 +135,7 @@ pub fn spawn_container_probes(
         ),
         container = %container.name,
     );
-    tokio::spawn(
+    k3rs_core::task::spawn(
         async move {
             let loops = join_all(probes.into_iter().map(|probe| probe.run(&context)));
             tokio::select! {
@@ -274,10 +274,10 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let served = Arc::new(AtomicUsize::new(0));
-        tokio::spawn(async move {
+        k3rs_core::task::spawn(async move {
             while let Ok((mut stream, _)) = listener.accept().await {
                 let served = served.clone();
-                tokio::spawn(async move {
+                k3rs_core::task::spawn(async move {
                     let mut request = [0u8; 1024];
                     let _ = stream.read(&mut request).await;
                     let status = if served.fetch_add(1, Ordering::SeqCst) < healthy {
