@@ -5,10 +5,12 @@
 #
 #   OUT_DIR/busybox.tar  docker.io/library/busybox:1.35 and :latest
 #                        (Debian's static /bin/busybox with its applets, cmd ["sh"])
-#   OUT_DIR/pause.tar    docker.io/rancher/mirrored-pause:3.6 (the default --pause-image;
-#                        a tiny static pause program compiled here)
 #
 #   ./scripts/build-images.sh /var/lib/rancher/k3rs/agent/images
+#
+# The pause image (the default --pause-image) is not built here: k3rs carries its own
+# (crates/kubelet/pause/pause.c, packed by crates/kubelet/src/images/pause.rs) and the
+# agent imports it at start.
 #
 # The output is deterministic (fixed mtimes and owners, sorted entries), so rebuilding
 # gives the same digests; a tarball whose bytes did not change is left untouched so the
@@ -26,7 +28,6 @@ busybox=/bin/busybox
 dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "ok installed" \
     || fatal "the busybox-static package is not installed (apt-get install busybox-static)"
 [ -x "$busybox" ] || fatal "$busybox is missing (reinstall busybox-static)"
-command -v gcc >/dev/null || fatal "gcc is not installed (apt-get install gcc libc6-dev)"
 command -v python3 >/dev/null || fatal "python3 is not installed"
 tar --version 2>/dev/null | grep -q "GNU tar" || fatal "GNU tar is required (for --sort=name)"
 
@@ -178,59 +179,3 @@ make_layout "$work/busybox-layer.tar" "{\"Env\":[$path_env],\"Cmd\":[\"sh\"]}" \
     >/dev/null
 det_tar "$work/busybox-layout" "$work/busybox.tar"
 install_tar "$work/busybox.tar" busybox.tar
-
-# ---- pause ---------------------------------------------------------------------------
-# The sandbox's first process: holds the pod's namespaces open, reaps orphans that end
-# up as its children (shared PID namespace), and leaves cleanly when the runtime stops
-# the sandbox.
-cat > "$work/pause.c" <<'C'
-#include <errno.h>
-#include <signal.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-static void stop(int sig) {
-    (void)sig;
-    _exit(0);
-}
-
-static void reap(int sig) {
-    int saved = errno;
-    (void)sig;
-    while (waitpid(-1, NULL, WNOHANG) > 0) {
-    }
-    errno = saved;
-}
-
-static void on(int sig, void (*handler)(int), int flags) {
-    struct sigaction action;
-    memset(&action, 0, sizeof action);
-    action.sa_handler = handler;
-    action.sa_flags = flags;
-    sigemptyset(&action.sa_mask);
-    if (sigaction(sig, &action, NULL) != 0) {
-        _exit(1);
-    }
-}
-
-int main(void) {
-    on(SIGINT, stop, 0);
-    on(SIGTERM, stop, 0);
-    on(SIGCHLD, reap, SA_NOCLDSTOP | SA_RESTART);
-    for (;;) {
-        pause();
-    }
-}
-C
-mkdir -p "$work/pause-root"
-# -s strips symbols (and with them the temp path), so the binary is the same every time.
-gcc -static -Os -s -Wl,--build-id=none -o "$work/pause-root/pause" "$work/pause.c" \
-    || fatal "compiling the pause program failed (is libc6-dev installed?)"
-chmod 0755 "$work/pause-root/pause"
-det_tar "$work/pause-root" "$work/pause-layer.tar"
-make_layout "$work/pause-layer.tar" '{"Entrypoint":["/pause"]}' "$work/pause-layout" \
-    docker.io/rancher/mirrored-pause:3.6 >/dev/null
-det_tar "$work/pause-layout" "$work/pause.tar"
-install_tar "$work/pause.tar" pause.tar

@@ -38,7 +38,7 @@ require_root() { [ "$(id -u)" = 0 ] || die "must run as root (it creates network
 
 images() {
     local out=$here/target/test-images
-    if [ ! -f "$out/busybox.tar" ] || [ ! -f "$out/pause.tar" ]; then
+    if [ ! -f "$out/busybox.tar" ]; then
         bash "$here/scripts/build-images.sh" "$out" >&2
     fi
     echo "$out"
@@ -80,7 +80,7 @@ start_node() { # N BACKEND
     local n=$1 backend=$2 name ip dir
     name=$(node_name "$n"); ip=$(node_ip "$n"); dir=$state/node$n
     mkdir -p "$dir/data/agent/images"
-    cp "$(images)"/busybox.tar "$(images)"/pause.tar "$dir/data/agent/images/"
+    cp "$(images)"/busybox.tar "$dir/data/agent/images/"
     : >"$dir/config.yaml"
     local common=(--data-dir "$dir/data" --node-name "$name" --node-ip "$ip"
         --config "$dir/config.yaml" --flannel-subnet-env "$dir/subnet.env"

@@ -46,7 +46,7 @@ server_extra_args=(--node-name "$node" --kubelet-arg "port=$kubelet_port")
 
 bench_before_start() {
     mkdir -p "$work/data/agent/images"
-    cp "$images/busybox.tar" "$images/pause.tar" "$work/data/agent/images/"
+    cp "$images/busybox.tar" "$work/data/agent/images/"
 }
 bench_after_stop() {
     "$bench_dir/agent-teardown.sh" "$node" "$work/data"

@@ -47,8 +47,9 @@ pub const EVICTION_HARD: &str =
 pub const LOCK_PATH: &str = "/tmp/k3rs-e2e-agent.lock";
 /// What the current lock holder's server will leave behind, removed after its teardown.
 pub const FOOTPRINT_PATH: &str = "/tmp/k3rs-e2e-agent.footprint.json";
-/// Pod images the agent imports at start (built by `scripts/build-images.sh`).
-pub const IMAGE_TARBALLS: &[&str] = &["busybox.tar", "pause.tar"];
+/// Pod images the agent imports at start (built by `scripts/build-images.sh`). No pause
+/// image: the agent carries its own, so the tests show a node needs none from outside.
+pub const IMAGE_TARBALLS: &[&str] = &["busybox.tar"];
 /// The image every agent test runs; present on the node, never pulled.
 pub const BUSYBOX: &str = "busybox:1.35";
 /// Where network namespaces of pod sandboxes are mounted by containerd.

@@ -29,8 +29,8 @@ use tracing::{info, warn, Instrument};
 pub use error::{Error, Result};
 pub use paths::Paths;
 
-/// Sandbox image used when `--pause-image` is not given (the image the test-image script
-/// builds and imports is tagged the same).
+/// Sandbox image used when `--pause-image` is not given: k3rs carries it
+/// (`images::pause`) and imports it into containerd at start.
 pub const DEFAULT_PAUSE_IMAGE: &str = "docker.io/rancher/mirrored-pause:3.6";
 /// The kubelet API port, as upstream.
 pub const DEFAULT_KUBELET_PORT: u16 = 10250;
@@ -134,7 +134,19 @@ async fn run_inner(config: Config, shutdown: Shutdown) -> Result<()> {
     let runtime_version = cri.wait_ready(Duration::from_secs(30)).await?;
     info!(runtime = %runtime_version, socket = %socket.display(), "container runtime ready");
 
-    // Air-gap images first, so the first pods find them.
+    // The sandbox image before anything else: without it no pod can start. Another
+    // `--pause-image` is the user's to provide (an air-gap archive, or a registry).
+    if config.pause_image == DEFAULT_PAUSE_IMAGE {
+        images::import_builtin_pause(&cri).await.map_err(|err| {
+            Error::Other(format!(
+                "{err}: without a sandbox image no pod can start (k3rs imports its own \
+                 with `ctr` into the containerd at {}; --pause-image selects another image)",
+                socket.display()
+            ))
+        })?;
+    }
+
+    // Air-gap images next, so the first pods find them.
     match images::import_present(&paths, &socket).await {
         Ok(n) if n > 0 => info!(archives = n, "imported air-gap images"),
         Ok(_) => {}

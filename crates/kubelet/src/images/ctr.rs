@@ -6,7 +6,7 @@
 //!
 //! Blocking: run it on the blocking pool.
 
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Read};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -18,24 +18,41 @@ const NAMESPACE: &str = "k8s.io";
 
 /// Import `archive` into the containerd at `socket`; returns the image names created.
 pub fn import(socket: &Path, path: &Path, compression: Compression) -> Result<Vec<String>> {
-    let stdout = match run_ctr(socket, path, compression, true) {
+    import_from(socket, &path.display().to_string(), || {
+        archive::open(path, compression)
+    })
+}
+
+/// Import an uncompressed image archive held in memory, described as `what` in errors.
+pub fn import_bytes(socket: &Path, what: &str, tar: &[u8]) -> Result<Vec<String>> {
+    import_from(socket, what, || {
+        Ok(Box::new(std::io::Cursor::new(tar)) as Box<dyn Read + Send>)
+    })
+}
+
+/// Import the tar stream `open` gives (it may be called twice).
+fn import_from<'a>(
+    socket: &Path,
+    what: &str,
+    open: impl Fn() -> std::io::Result<Box<dyn Read + Send + 'a>>,
+) -> Result<Vec<String>> {
+    let stdout = match run_ctr(socket, &open, true) {
         // An archive may hold an index of several platforms but the blobs of only this
         // one (`ctr export` without --all-platforms writes that); import what is here.
-        Err(reason) if reason.contains("not found") => run_ctr(socket, path, compression, false),
+        Err(reason) if reason.contains("not found") => run_ctr(socket, &open, false),
         other => other,
     }
-    .map_err(|reason| Error::Runtime(format!("importing {}: {reason}", path.display())))?;
+    .map_err(|reason| Error::Runtime(format!("importing {what}: {reason}")))?;
     Ok(imported_names(&stdout))
 }
 
 /// One `ctr images import`; the error is the reason, for the caller to give context.
-fn run_ctr(
+fn run_ctr<'a>(
     socket: &Path,
-    path: &Path,
-    compression: Compression,
+    open: &impl Fn() -> std::io::Result<Box<dyn Read + Send + 'a>>,
     all_platforms: bool,
 ) -> std::result::Result<String, String> {
-    let mut reader = archive::open(path, compression).map_err(|e| format!("opening: {e}"))?;
+    let mut reader = open().map_err(|e| format!("opening: {e}"))?;
     let mut command = Command::new("ctr");
     command
         .arg("--address")

@@ -6,9 +6,14 @@
 //! Which version of which file went into which containerd is remembered in memory per
 //! containerd socket, so `import_present` at start and the `run_import` watcher do not
 //! import the same file twice, and two agents in one process do not skip each other's.
+//!
+//! The default sandbox image is not among those files: k3rs carries it (`pause`) and
+//! imports it from memory at start, before the air-gap archives (so an archive that
+//! names the same image still wins).
 
 mod archive;
 mod ctr;
+pub mod pause;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,7 +24,8 @@ use k3rs_core::Shutdown;
 use tracing::{info, warn};
 
 use crate::containerd::socket::{self, SocketState};
-use crate::{Error, Paths, Result};
+use crate::cri::{api, Cri};
+use crate::{Error, Paths, Result, DEFAULT_PAUSE_IMAGE};
 use archive::Compression;
 
 /// How often the images dir is looked at.
@@ -87,6 +93,51 @@ fn scan(dir: &Path) -> Result<Vec<Archive>> {
     }
     archives.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(archives)
+}
+
+/// Make the pause image built into k3rs available as [`DEFAULT_PAUSE_IMAGE`] in the
+/// containerd behind `cri`: imported with `ctr` unless containerd already holds this very
+/// image under that name (the same image ID, which covers the binary and the platform).
+/// Returns whether it had to be imported.
+pub async fn import_builtin_pause(cri: &Cri) -> Result<bool> {
+    let started = Instant::now();
+    let layout = pause::image_layout(
+        DEFAULT_PAUSE_IMAGE,
+        pause::PAUSE_BINARY,
+        pause::Platform::this_build(),
+    )
+    .map_err(|e| Error::io("building the built-in pause image", e))?;
+    let size = layout.tar.len();
+
+    let mut images = cri.images.clone();
+    let present = images
+        .image_status(api::ImageStatusRequest {
+            image: Some(api::ImageSpec {
+                image: DEFAULT_PAUSE_IMAGE.to_string(),
+                ..Default::default()
+            }),
+            verbose: false,
+        })
+        .await
+        .ok()
+        .and_then(|response| response.into_inner().image);
+    if present.is_some_and(|image| image.id == layout.config_digest) {
+        info!(image = DEFAULT_PAUSE_IMAGE, id = %layout.config_digest, "built-in pause image already present");
+        return Ok(false);
+    }
+
+    let socket = cri.socket.clone();
+    let what = format!("the built-in pause image {DEFAULT_PAUSE_IMAGE}");
+    tokio::task::spawn_blocking(move || ctr::import_bytes(&socket, &what, &layout.tar))
+        .await
+        .map_err(|join| Error::Other(format!("the pause image import task failed: {join}")))??;
+    info!(
+        image = DEFAULT_PAUSE_IMAGE,
+        size,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "imported the built-in pause image"
+    );
+    Ok(true)
 }
 
 /// Import what is in the images dir now; returns how many files were imported.
