@@ -1,6 +1,6 @@
 //! Shared vocabulary of k3rs, with no IO: the table of built-in API resources, label and
-//! field selectors, the cluster-wide network settings, and the shutdown handle every
-//! long-running part selects against.
+//! field selectors, the validation of names and labels, the cluster-wide network
+//! settings, and the shutdown handle every long-running part selects against.
 //!
 //! Nothing here talks to the network, the disk or the datastore; components depend on
 //! this crate instead of on each other.
@@ -11,6 +11,7 @@ pub mod quantity;
 pub mod resource;
 pub mod selector;
 pub mod shutdown;
+pub mod validation;
 
 pub use cluster::ClusterConfig;
 pub use resource::{ResourceDef, Scope};
