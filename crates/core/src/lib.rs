@@ -1,11 +1,13 @@
 //! Shared vocabulary of k3rs, with no IO: the table of built-in API resources, label and
-//! field selectors, the validation of names and labels, the cluster-wide network
-//! settings, and the shutdown handle every long-running part selects against.
+//! field selectors, the validation of names and labels, Go-style
+//! durations, the cluster-wide network settings, and the shutdown handle every
+//! long-running part selects against.
 //!
 //! Nothing here talks to the network, the disk or the datastore; components depend on
 //! this crate instead of on each other.
 
 pub mod cluster;
+pub mod duration;
 pub mod http_upgrade;
 pub mod quantity;
 pub mod resource;
