@@ -1,5 +1,5 @@
 //! Shared vocabulary of k3rs, with no IO: the table of built-in API resources, label and
-//! field selectors, the validation of names and labels, Go-style
+//! field selectors, the validation of names and labels, toleration matching, Go-style
 //! durations, the cluster-wide network settings, and the shutdown handle every
 //! long-running part selects against.
 //!
@@ -11,6 +11,7 @@ pub mod duration;
 pub mod http_upgrade;
 pub mod quantity;
 pub mod resource;
+pub mod scheduling;
 pub mod selector;
 pub mod shutdown;
 pub mod validation;
