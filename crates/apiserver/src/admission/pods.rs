@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 
 use k3rs_core::quantity::Quantity;
+use k3rs_core::validation;
 use serde_json::{json, Map, Value};
 
 use super::fields::{self, Path};
@@ -281,12 +282,8 @@ fn validate_volumes(spec: &Value, path: &Path, causes: &mut Vec<FieldCause>) -> 
             causes.push(fields::required(&name_path, ""));
             continue;
         }
-        if !super::names::is_dns_label(name) {
-            causes.push(fields::invalid(
-                &name_path,
-                &json!(name),
-                super::names::LABEL_MSG,
-            ));
+        for message in validation::dns1123_label_errors(name) {
+            causes.push(fields::invalid(&name_path, &json!(name), &message));
         }
         if !names.insert(name.to_string()) {
             causes.push(fields::duplicate(&name_path, &json!(name)));
@@ -307,12 +304,8 @@ fn validate_container(
     if name.is_empty() {
         causes.push(fields::required(&name_path, ""));
     } else {
-        if !super::names::is_dns_label(name) {
-            causes.push(fields::invalid(
-                &name_path,
-                &json!(name),
-                super::names::LABEL_MSG,
-            ));
+        for message in validation::dns1123_label_errors(name) {
+            causes.push(fields::invalid(&name_path, &json!(name), &message));
         }
         if !names.insert(name.to_string()) {
             causes.push(fields::duplicate(&name_path, &json!(name)));

@@ -151,20 +151,11 @@ pub(crate) fn routes() -> Router<AppState> {
         )
 }
 
-/// A node name must be a lowercase DNS subdomain: it becomes a Node name, a certificate
-/// CN and part of a Secret name.
+/// A node name must be a lowercase DNS subdomain (upstream's `ValidateNodeName`): it
+/// becomes a Node name, a certificate CN and part of a Secret name. Kept for the callers
+/// in `cmd/` until they call [`k3rs_core::validation::is_dns1123_subdomain`] themselves.
 pub fn is_node_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
+    k3rs_core::validation::is_dns1123_subdomain(name)
 }
 
 /// The supervisor settings, or 503 when this server was started without them (it can
