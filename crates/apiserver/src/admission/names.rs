@@ -4,7 +4,7 @@
 use k3rs_core::{validation, ResourceDef};
 use serde_json::Value;
 
-use crate::error::{ApiError, Result, FieldCause};
+use crate::error::{ApiError, ApiResult, FieldCause};
 use crate::object;
 
 /// RBAC objects may be named with any valid path segment (`system:node` and friends).
@@ -31,7 +31,7 @@ fn name_rule(def: &ResourceDef) -> fn(&str) -> Vec<String> {
 }
 
 /// Check `metadata.name` and `metadata.labels`; 422 naming every bad field.
-pub fn validate(def: &ResourceDef, obj: &Value) -> Result<()> {
+pub fn validate(def: &ResourceDef, obj: &Value) -> ApiResult<()> {
     let name = object::name(obj).unwrap_or_default();
     let mut causes = Vec::new();
     for message in name_rule(def)(name) {
