@@ -100,27 +100,89 @@ fn matches_qualified_name_part(s: &str) -> bool {
     }
 }
 
+/// `(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?`
+fn matches_label_value(s: &str) -> bool {
+    s.is_empty() || matches_qualified_name_part(s)
+}
+
 // ---------------------------------------------------------------------------------------
 // The rules.
+
+/// A rule of upstream's common shape: a length limit, then a pattern, each with its
+/// message.
+struct Rule {
+    max_length: usize,
+    matches: fn(&str) -> bool,
+    message: &'static str,
+    regex: &'static str,
+    examples: &'static [&'static str],
+}
+
+impl Rule {
+    fn allows(&self, value: &str) -> bool {
+        value.len() <= self.max_length && (self.matches)(value)
+    }
+
+    fn too_long(&self, value: &str) -> Option<String> {
+        (value.len() > self.max_length).then(|| max_len_error(self.max_length))
+    }
+
+    fn pattern_error(&self) -> String {
+        regex_error(self.message, self.regex, self.examples)
+    }
+
+    fn errors(&self, value: &str) -> Vec<String> {
+        let mut errs: Vec<String> = self.too_long(value).into_iter().collect();
+        if !(self.matches)(value) {
+            errs.push(self.pattern_error());
+        }
+        errs
+    }
+}
+
+const DNS1123_LABEL: Rule = Rule {
+    max_length: DNS1123_LABEL_MAX_LENGTH,
+    matches: matches_dns1123_label,
+    message: DNS1123_LABEL_ERR_MSG,
+    regex: DNS1123_LABEL_FMT,
+    examples: &["my-name", "123-abc"],
+};
+
+const DNS1123_SUBDOMAIN: Rule = Rule {
+    max_length: DNS1123_SUBDOMAIN_MAX_LENGTH,
+    matches: matches_dns1123_subdomain,
+    message: DNS1123_SUBDOMAIN_ERR_MSG,
+    regex: DNS1123_SUBDOMAIN_FMT,
+    examples: &["example.com"],
+};
+
+const DNS1035_LABEL: Rule = Rule {
+    max_length: DNS1035_LABEL_MAX_LENGTH,
+    matches: matches_dns1035_label,
+    message: DNS1035_LABEL_ERR_MSG,
+    regex: DNS1035_LABEL_FMT,
+    examples: &["my-name", "abc-123"],
+};
+
+const LABEL_VALUE: Rule = Rule {
+    max_length: LABEL_VALUE_MAX_LENGTH,
+    matches: matches_label_value,
+    message: LABEL_VALUE_ERR_MSG,
+    regex: LABEL_VALUE_FMT,
+    examples: &["MyValue", "my_value", "12345"],
+};
 
 /// Upstream's `IsDNS1123Label`: every problem with `value` as a lowercase RFC 1123 label
 /// (namespace names, container and port names).
 pub fn dns1123_label_errors(value: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    if value.len() > DNS1123_LABEL_MAX_LENGTH {
-        errs.push(max_len_error(DNS1123_LABEL_MAX_LENGTH));
-    }
+    let mut errs: Vec<String> = DNS1123_LABEL.too_long(value).into_iter().collect();
     if !matches_dns1123_label(value) {
         if matches_dns1123_subdomain(value) {
             // A valid subdomain but not a label: the length was checked above, so it
             // must be the dots.
             errs.push("must not contain dots".to_string());
         } else {
-            errs.push(regex_error(
-                DNS1123_LABEL_ERR_MSG,
-                DNS1123_LABEL_FMT,
-                &["my-name", "123-abc"],
-            ));
+            errs.push(DNS1123_LABEL.pattern_error());
         }
     }
     errs
@@ -128,51 +190,29 @@ pub fn dns1123_label_errors(value: &str) -> Vec<String> {
 
 /// Whether `value` is a lowercase RFC 1123 label.
 pub fn is_dns1123_label(value: &str) -> bool {
-    value.len() <= DNS1123_LABEL_MAX_LENGTH && matches_dns1123_label(value)
+    DNS1123_LABEL.allows(value)
 }
 
 /// Upstream's `IsDNS1123Subdomain`: every problem with `value` as a lowercase RFC 1123
 /// subdomain (the names of most objects, Node names, API groups).
 pub fn dns1123_subdomain_errors(value: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    if value.len() > DNS1123_SUBDOMAIN_MAX_LENGTH {
-        errs.push(max_len_error(DNS1123_SUBDOMAIN_MAX_LENGTH));
-    }
-    if !matches_dns1123_subdomain(value) {
-        errs.push(regex_error(
-            DNS1123_SUBDOMAIN_ERR_MSG,
-            DNS1123_SUBDOMAIN_FMT,
-            &["example.com"],
-        ));
-    }
-    errs
+    DNS1123_SUBDOMAIN.errors(value)
 }
 
 /// Whether `value` is a lowercase RFC 1123 subdomain.
 pub fn is_dns1123_subdomain(value: &str) -> bool {
-    value.len() <= DNS1123_SUBDOMAIN_MAX_LENGTH && matches_dns1123_subdomain(value)
+    DNS1123_SUBDOMAIN.allows(value)
 }
 
 /// Upstream's `IsDNS1035Label`: every problem with `value` as an RFC 1035 label (Service
 /// names, CRD plural and kind-derived names).
 pub fn dns1035_label_errors(value: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    if value.len() > DNS1035_LABEL_MAX_LENGTH {
-        errs.push(max_len_error(DNS1035_LABEL_MAX_LENGTH));
-    }
-    if !matches_dns1035_label(value) {
-        errs.push(regex_error(
-            DNS1035_LABEL_ERR_MSG,
-            DNS1035_LABEL_FMT,
-            &["my-name", "abc-123"],
-        ));
-    }
-    errs
+    DNS1035_LABEL.errors(value)
 }
 
 /// Whether `value` is an RFC 1035 label.
 pub fn is_dns1035_label(value: &str) -> bool {
-    value.len() <= DNS1035_LABEL_MAX_LENGTH && matches_dns1035_label(value)
+    DNS1035_LABEL.allows(value)
 }
 
 /// Upstream's `IsQualifiedName`: every problem with `value` as a label or annotation key,
@@ -241,24 +281,12 @@ pub fn is_qualified_name(value: &str) -> bool {
 /// Upstream's `IsValidLabelValue`: every problem with `value` as a label value (empty is
 /// allowed).
 pub fn label_value_errors(value: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    if value.len() > LABEL_VALUE_MAX_LENGTH {
-        errs.push(max_len_error(LABEL_VALUE_MAX_LENGTH));
-    }
-    if !value.is_empty() && !matches_qualified_name_part(value) {
-        errs.push(regex_error(
-            LABEL_VALUE_ERR_MSG,
-            LABEL_VALUE_FMT,
-            &["MyValue", "my_value", "12345"],
-        ));
-    }
-    errs
+    LABEL_VALUE.errors(value)
 }
 
 /// Whether `value` is a valid label value.
 pub fn is_label_value(value: &str) -> bool {
-    value.len() <= LABEL_VALUE_MAX_LENGTH
-        && (value.is_empty() || matches_qualified_name_part(value))
+    LABEL_VALUE.allows(value)
 }
 
 #[cfg(test)]
