@@ -221,24 +221,6 @@ pub async fn set_pod_finished(client: &Client, ns: &str, name: &str, succeeded: 
         .unwrap();
 }
 
-/// Poll `check` every 100 ms until it returns `Some`, or panic after `timeout` naming `what`.
-pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Finish deleting every terminating pod (any namespace) every `every`, as kubelets do
 /// once a pod's containers have stopped, until the returned task is aborted.
 pub fn reap_terminating_pods(client: Client, every: Duration) -> tokio::task::JoinHandle<()> {

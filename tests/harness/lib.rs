@@ -10,6 +10,7 @@
 pub mod agent;
 pub mod cluster;
 pub mod fake_nodes;
+pub mod wait;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -257,6 +258,15 @@ impl K3rs {
     pub fn kubectl_version(&self, version: &str, args: &[&str]) -> Output {
         let bin = format!("{KUBECTL_DIR}/kubectl.{version}");
         self.kubectl_cmd(&bin, args, None)
+    }
+
+    /// Run kubectl `version` (e.g. `Some("1.32")`), or the dispatcher when `None`: the
+    /// tests that run each scenario with several kubectl releases loop over these.
+    pub fn kubectl_release(&self, version: Option<&str>, args: &[&str]) -> Output {
+        match version {
+            None => self.kubectl(args),
+            Some(version) => self.kubectl_version(version, args),
+        }
     }
 
     /// Run kubectl with `stdin` piped in.

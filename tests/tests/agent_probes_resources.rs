@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use k3rs_e2e::agent::{condition, container_status, is_ready, phase, pod_ip, AgentServer, BUSYBOX};
 use k3rs_e2e::ok;
+use k3rs_e2e::wait::eventually_blocking;
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::Value;
 
@@ -187,18 +188,6 @@ fn slice_endpoints(k: &AgentServer, service: &str) -> Vec<(String, bool)> {
     found
 }
 
-/// Poll `check` every 200 ms until it returns true; panic with `what` after `timeout`.
-fn poll(timeout: Duration, what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !check() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?}: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probes_restart_and_gate_readiness_and_endpoints() {
     let k = AgentServer::start();
@@ -300,7 +289,7 @@ async fn probes_restart_and_gate_readiness_and_endpoints() {
     assert_eq!(condition(&pod, "ContainersReady"), Some("False"));
     assert!(!container_status(&pod, "app").unwrap().ready);
     assert_eq!(container_status(&pod, "app").unwrap().started, Some(true));
-    poll(
+    eventually_blocking(
         Duration::from_secs(10),
         "the not-ready pod listed under notReadyAddresses",
         || {
@@ -326,12 +315,12 @@ async fn probes_restart_and_gate_readiness_and_endpoints() {
     )
     .await;
     println!("Ready {:?} after the file appeared", started.elapsed());
-    poll(
+    eventually_blocking(
         Duration::from_secs(10),
         "the ready pod in the Endpoints addresses",
         || endpoints(&k, "gated").0.contains(&ip),
     );
-    poll(
+    eventually_blocking(
         Duration::from_secs(10),
         "the ready pod as a ready EndpointSlice endpoint",
         || slice_endpoints(&k, "gated").contains(&(ip.clone(), true)),
@@ -346,7 +335,7 @@ async fn probes_restart_and_gate_readiness_and_endpoints() {
         |p| condition(p, "Ready") == Some("False"),
     )
     .await;
-    poll(
+    eventually_blocking(
         Duration::from_secs(10),
         "the pod out of the Endpoints addresses",
         || {

@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use k3rs_e2e::wait::eventually_blocking;
 use k3rs_e2e::{fails, ok, K3rs};
 use serde_json::{json, Value};
 
@@ -380,15 +381,11 @@ fn delete_propagation_policies_are_recorded_as_finalizers() {
             r#"{"metadata":{"finalizers":null}}"#,
         );
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let names = ok(server.kubectl(&["get", "deploy", "-o", "name"]));
-        if names.is_empty() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "still there: {names}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    eventually_blocking(
+        Duration::from_secs(10),
+        "the deployments to be gone",
+        || ok(server.kubectl(&["get", "deploy", "-o", "name"])).is_empty(),
+    );
 }
 
 #[test]
@@ -460,17 +457,14 @@ fn terminating_namespace_refuses_new_content() {
         "-p",
         r#"{"metadata":{"finalizers":null}}"#,
     ]));
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let out = server.kubectl(&["get", "namespace", "term"]);
-        if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
-            assert!(err.contains(r#"namespaces "term" not found"#), "{err}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "namespace term never went away");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    eventually_blocking(Duration::from_secs(15), "namespace term to go away", || {
+        !server
+            .kubectl(&["get", "namespace", "term"])
+            .status
+            .success()
+    });
+    let err = fails(server.kubectl(&["get", "namespace", "term"]));
+    assert!(err.contains(r#"namespaces "term" not found"#), "{err}");
 
     // Upstream names the object being created (the create handler takes the name from the
     // body before admission): `configmaps "new" is forbidden: ...`.

@@ -3,7 +3,9 @@
 //! finalizers.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
+use k3rs_e2e::wait::eventually;
 use k3rs_e2e::K3rs;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
@@ -181,14 +183,12 @@ async fn paging_returns_every_object_exactly_once_from_one_snapshot() {
     }
 
     // The server publishes kube-root-ca.crt into new namespaces shortly after creation.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while cms.get_opt("kube-root-ca.crt").await.unwrap().is_none() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "kube-root-ca.crt never appeared"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    eventually(
+        Duration::from_secs(10),
+        "kube-root-ca.crt in the namespace",
+        || async { cms.get_opt("kube-root-ca.crt").await.unwrap() },
+    )
+    .await;
 
     for (params, expected) in [
         (ListParams::default().limit(2), expected.clone()),

@@ -12,9 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k3rs_e2e::fake_nodes::{
-    add_ready_node, eventually, keep_pods_ready, reap_terminating_pods, renew_lease,
-    set_node_ready, set_pod_running, NodeSpec,
+    add_ready_node, keep_pods_ready, reap_terminating_pods, renew_lease, set_node_ready,
+    set_pod_running, NodeSpec,
 };
+use k3rs_e2e::wait::eventually;
 use k3rs_e2e::{ok, K3rs};
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, StatefulSet};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};

@@ -10,7 +10,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use k3rs_e2e::fake_nodes::{eventually, now};
+use k3rs_e2e::fake_nodes::now;
+use k3rs_e2e::wait::eventually;
 use k3rs_e2e::{ok, K3rs};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;

@@ -7,7 +7,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k3rs_e2e::fake_nodes::{add_ready_node, eventually, keep_leases, set_pod_running, NodeSpec};
+use k3rs_e2e::fake_nodes::{add_ready_node, keep_leases, set_pod_running, NodeSpec};
+use k3rs_e2e::wait::eventually;
 use k3rs_e2e::{ok, K3rs};
 use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;

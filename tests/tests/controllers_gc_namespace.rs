@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use k3rs_e2e::fake_nodes::eventually;
+use k3rs_e2e::wait::eventually;
 use k3rs_e2e::{fails, ok, K3rs};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;

@@ -9,7 +9,8 @@
 
 use std::time::Duration;
 
-use k3rs_e2e::fake_nodes::{eventually, set_pod_finished};
+use k3rs_e2e::fake_nodes::set_pod_finished;
+use k3rs_e2e::wait::eventually;
 use k3rs_e2e::{ok, K3rs};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Event, Pod};

@@ -6,7 +6,7 @@ use std::time::Duration;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 
-use k3rs_e2e::fake_nodes::eventually;
+use k3rs_e2e::wait::eventually;
 use k3rs_e2e::K3rs;
 
 async fn holder(leases: &Api<Lease>, name: &str) -> Option<(String, String)> {

@@ -6,8 +6,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use k3rs_e2e::fake_nodes::{
-    add_ready_node, eventually, keep_leases, renew_lease, set_node_ready, set_pod_running, NodeSpec,
+    add_ready_node, keep_leases, renew_lease, set_node_ready, set_pod_running, NodeSpec,
 };
+use k3rs_e2e::wait::eventually;
 use k3rs_e2e::{ok, K3rs, ROOT_CA};
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Node, Pod, ServiceAccount, Taint};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};

@@ -7,8 +7,9 @@
 //! kube-rs `DynamicObject`s.
 
 use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use k3rs_e2e::wait::{eventually, eventually_blocking};
 use k3rs_e2e::{fails, ok, K3rs};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{
@@ -597,18 +598,14 @@ fn deleting_crd_deletes_objects_and_discovery() {
     );
 
     // Gone from discovery: kubectl with a fresh discovery cache no longer knows `ct`.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let resources = ok(server.kubectl(&["api-resources"]));
-        if !resources.lines().any(|l| l.starts_with("crontabs ")) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "crontabs still discovered:\n{resources}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    eventually_blocking(
+        Duration::from_secs(10),
+        "crontabs gone from discovery",
+        || {
+            let resources = ok(server.kubectl(&["api-resources"]));
+            !resources.lines().any(|l| l.starts_with("crontabs "))
+        },
+    );
     let err = fails(server.kubectl(&["get", "ct"]));
     assert!(
         err.contains(r#"the server doesn't have a resource type "ct""#)
@@ -627,16 +624,13 @@ fn deleting_crd_deletes_objects_and_discovery() {
 
     // Defining it again starts empty: the old objects were deleted with it.
     ok(server.kubectl_stdin(&["apply", "-f", "-"], CRONTAB_CRD));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let out = server.kubectl(&["get", "ct", "-A", "-o", "name"]);
-        if out.status.success() {
-            assert_eq!(String::from_utf8_lossy(&out.stdout), "");
-            break;
-        }
-        assert!(Instant::now() < deadline, "{}", stderr(&out));
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    eventually_blocking(Duration::from_secs(10), "crontabs served again", || {
+        server
+            .kubectl(&["get", "ct", "-A", "-o", "name"])
+            .status
+            .success()
+    });
+    assert_eq!(ok(server.kubectl(&["get", "ct", "-A", "-o", "name"])), "");
 }
 
 #[tokio::test]
@@ -731,15 +725,9 @@ async fn dynamic_objects_against_the_crd() {
         .delete("dyn", &DeleteParams::default())
         .await
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !crontabs
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .is_empty()
-    {
-        assert!(Instant::now() < deadline, "dyn not deleted");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(Duration::from_secs(5), "dyn deleted", || async {
+        let list = crontabs.list(&ListParams::default()).await.unwrap();
+        list.items.is_empty().then_some(())
+    })
+    .await;
 }

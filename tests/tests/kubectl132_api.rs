@@ -3,6 +3,9 @@
 //! side apply with a conflict, a service-account token checked with `auth can-i --as`,
 //! strategic merge patching, `scale`, and deletion propagation.
 
+use std::time::Duration;
+
+use k3rs_e2e::wait::eventually_blocking;
 use k3rs_e2e::{fails, ok, K3rs};
 
 fn k132(server: &K3rs, args: &[&str]) -> std::process::Output {
@@ -150,18 +153,10 @@ fn service_account_tokens_and_rbac_with_kubectl_1_32() {
             "--serviceaccount=default:robot",
         ],
     ));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
+    eventually_blocking(Duration::from_secs(5), "the binding to take effect", || {
         let out = k132(&server, &["auth", "can-i", "list", "pods", as_robot[0]]);
-        if String::from_utf8_lossy(&out.stdout).trim() == "yes" {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "binding never took effect"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+        String::from_utf8_lossy(&out.stdout).trim() == "yes"
+    });
     let secrets = k132(&server, &["auth", "can-i", "get", "secrets", as_robot[0]]);
     assert_eq!(String::from_utf8_lossy(&secrets.stdout).trim(), "no");
     let whoami = ok(k132(&server, &["auth", "whoami"]));

@@ -9,13 +9,6 @@ use std::process::{Command, Output, Stdio};
 use k3rs_e2e::{fails, ok, K3rs, ROOT_CA};
 use serde_json::Value;
 
-fn kubectl(server: &K3rs, version: Option<&str>, args: &[&str]) -> Output {
-    match version {
-        None => server.kubectl(args),
-        Some(version) => server.kubectl_version(version, args),
-    }
-}
-
 /// `kubectl get <args> -o name`, without the background-published root-CA configmaps.
 fn user_object_names(server: &K3rs, args: &[&str]) -> String {
     let mut full = vec!["get"];
@@ -110,7 +103,7 @@ fn create_from_file_and_stdin_stores_the_objects() {
 fn apply_updates_deployment_keeping_other_fields(version: Option<&str>) {
     let server = K3rs::start();
     let file = server.write_file("web.yaml", &deployment("web", "nginx:1.25"));
-    let out = ok(kubectl(&server, version, &["apply", "-f", &file]));
+    let out = ok(server.kubectl_release(version, &["apply", "-f", &file]));
     assert_eq!(out, "deployment.apps/web created\n");
     let first = server.stored("deployment", "web");
     assert_eq!(first["metadata"]["generation"], 1);
@@ -126,7 +119,7 @@ fn apply_updates_deployment_keeping_other_fields(version: Option<&str>) {
 
     // Change only the image: the rest of the container survives, generation is bumped.
     let file = server.write_file("web.yaml", &deployment("web", "nginx:1.26"));
-    let out = ok(kubectl(&server, version, &["apply", "-f", &file]));
+    let out = ok(server.kubectl_release(version, &["apply", "-f", &file]));
     assert_eq!(out, "deployment.apps/web configured\n");
     let second = server.stored("deployment", "web");
     assert_eq!(second["metadata"]["generation"], 2, "{second}");
@@ -145,7 +138,7 @@ fn apply_updates_deployment_keeping_other_fields(version: Option<&str>) {
     assert!(annotation.contains("nginx:1.26"), "{annotation}");
 
     // The same input again is a no-op: nothing is written.
-    let out = ok(kubectl(&server, version, &["apply", "-f", &file]));
+    let out = ok(server.kubectl_release(version, &["apply", "-f", &file]));
     assert_eq!(out, "deployment.apps/web unchanged\n");
     // (Compare what apply owns, not resourceVersion: a deployment controller may write status.)
     let third = server.stored("deployment", "web");
@@ -531,11 +524,9 @@ fn describe_shows_configmap_and_deployment_sections() {
 
     for version in [None, Some("1.32")] {
         // Column alignment depends on the longest key, so compare with whitespace squashed.
-        let text = squash(&ok(kubectl(
-            &server,
-            version,
-            &["describe", "configmap", "settings"],
-        )));
+        let text = squash(&ok(
+            server.kubectl_release(version, &["describe", "configmap", "settings"])
+        ));
         for expected in [
             "Name: settings\nNamespace: default\nLabels: app=demo\nAnnotations: <none>",
             // kubectl prints the keys in Go map order, which varies from run to run.
@@ -551,11 +542,9 @@ fn describe_shows_configmap_and_deployment_sections() {
             );
         }
 
-        let text = squash(&ok(kubectl(
-            &server,
-            version,
-            &["describe", "deployment", "web"],
-        )));
+        let text = squash(&ok(
+            server.kubectl_release(version, &["describe", "deployment", "web"])
+        ));
         for expected in [
             "Name: web\nNamespace: default",
             "Selector: app=web",

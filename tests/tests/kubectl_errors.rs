@@ -3,17 +3,8 @@
 //! missing namespaces, stale-resourceVersion conflicts and failed patches — checking the
 //! exact messages and that every failed write leaves the store untouched.
 
-use std::process::Output;
-
 use k3rs_e2e::{fails, ok, K3rs, ROOT_CA};
 use serde_json::Value;
-
-fn kubectl(server: &K3rs, version: Option<&str>, args: &[&str]) -> Output {
-    match version {
-        None => server.kubectl(args),
-        Some(version) => server.kubectl_version(version, args),
-    }
-}
 
 /// What the tests' writes could have touched: every configmap, secret, deployment, pod and
 /// namespace by name, with the resourceVersion of the kinds no controller writes to (so a
@@ -45,26 +36,23 @@ const CONFIGMAP: &str =
 fn get_of_a_missing_object_is_not_found() {
     let server = K3rs::start();
     for version in [None, Some("1.32")] {
-        let err = fails(kubectl(&server, version, &["get", "configmap", "x"]));
+        let err = fails(server.kubectl_release(version, &["get", "configmap", "x"]));
         assert_eq!(
             err, "Error from server (NotFound): configmaps \"x\" not found\n",
             "{version:?}"
         );
-        let err = fails(kubectl(
-            &server,
-            version,
-            &["get", "deploy", "x", "-n", "kube-system"],
-        ));
+        let err =
+            fails(server.kubectl_release(version, &["get", "deploy", "x", "-n", "kube-system"]));
         assert_eq!(
             err,
             "Error from server (NotFound): deployments.apps \"x\" not found\n"
         );
-        let err = fails(kubectl(&server, version, &["get", "ns", "nope"]));
+        let err = fails(server.kubectl_release(version, &["get", "ns", "nope"]));
         assert_eq!(
             err,
             "Error from server (NotFound): namespaces \"nope\" not found\n"
         );
-        let err = fails(kubectl(&server, version, &["get", "widgets"]));
+        let err = fails(server.kubectl_release(version, &["get", "widgets"]));
         assert!(
             err.contains(r#"the server doesn't have a resource type "widgets""#),
             "{err}"
@@ -81,7 +69,7 @@ fn creating_a_duplicate_is_already_exists_and_keeps_the_original() {
 
     let file = server.write_file("dup.yaml", &CONFIGMAP.replace("original", "changed"));
     for version in [None, Some("1.32")] {
-        let err = fails(kubectl(&server, version, &["create", "-f", &file]));
+        let err = fails(server.kubectl_release(version, &["create", "-f", &file]));
         let expected = format!(
             "Error from server (AlreadyExists): error when creating \"{file}\": configmaps \"x\" already exists\n"
         );
@@ -98,7 +86,7 @@ fn an_invalid_name_is_rejected_with_the_field_path() {
     let bad = CONFIGMAP.replace("name: x", "name: Bad_Name");
     for version in [None, Some("1.32")] {
         let file = server.write_file("bad.yaml", &bad);
-        let err = fails(kubectl(&server, version, &["create", "-f", &file]));
+        let err = fails(server.kubectl_release(version, &["create", "-f", &file]));
         assert!(
             err.contains(
                 r#"The ConfigMap "Bad_Name" is invalid: metadata.name: Invalid value: "Bad_Name""#
@@ -106,7 +94,7 @@ fn an_invalid_name_is_rejected_with_the_field_path() {
             "{err}"
         );
         assert!(err.contains("a lowercase RFC 1123 subdomain"), "{err}");
-        let err = fails(kubectl(&server, version, &["apply", "-f", &file]));
+        let err = fails(server.kubectl_release(version, &["apply", "-f", &file]));
         assert!(
             err.contains(r#"is invalid: metadata.name: Invalid value: "Bad_Name""#),
             "{err}"
@@ -141,7 +129,7 @@ fn unknown_fields_fail_under_default_strict_validation() {
     let file = server.write_file("strict.yaml", DEPLOYMENT_WITH_UNKNOWN_FIELD);
     for version in [None, Some("1.32")] {
         for verb in ["create", "apply"] {
-            let err = fails(kubectl(&server, version, &[verb, "-f", &file]));
+            let err = fails(server.kubectl_release(version, &[verb, "-f", &file]));
             assert!(
                 err.contains(r#"unknown field "spec.foo""#),
                 "{version:?} {verb}: {err}"
@@ -209,11 +197,7 @@ fn validate_warn_succeeds_with_a_warning() {
     let cm = CONFIGMAP.replace("\ndata:", "\nfoo: bar\ndata:");
     for (version, name) in [(None, "x"), (Some("1.32"), "other")] {
         let file = server.write_file("cm.yaml", &cm.replace("name: x", &format!("name: {name}")));
-        let out = kubectl(
-            &server,
-            version,
-            &["create", "--validate=warn", "-f", &file],
-        );
+        let out = server.kubectl_release(version, &["create", "--validate=warn", "-f", &file]);
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert_eq!(ok(out), format!("configmap/{name} created\n"));
         assert!(
@@ -256,7 +240,7 @@ fn unknown_kind_fails_with_a_mapping_error_under_default_validation() {
     for version in [None, Some("1.32")] {
         let file = server.write_file("widget.yaml", WIDGET);
         for verb in ["create", "apply"] {
-            let err = fails(kubectl(&server, version, &[verb, "-f", &file]));
+            let err = fails(server.kubectl_release(version, &[verb, "-f", &file]));
             assert!(
                 err.contains(r#"no matches for kind "Widget" in version "example.com/v1""#),
                 "{version:?} {verb}: {err}"
@@ -273,7 +257,7 @@ fn creating_in_a_missing_namespace_is_not_found() {
     let in_nope = CONFIGMAP.replace("name: x}", "name: x, namespace: nope}");
     for version in [None, Some("1.32")] {
         let file = server.write_file("cm.yaml", &in_nope);
-        let err = fails(kubectl(&server, version, &["create", "-f", &file]));
+        let err = fails(server.kubectl_release(version, &["create", "-f", &file]));
         let expected =
             format!("Error from server (NotFound): error when creating \"{file}\": namespaces \"nope\" not found\n");
         assert_eq!(err, expected, "{version:?}");

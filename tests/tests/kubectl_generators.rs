@@ -2,17 +2,8 @@
 //! `create secret generic`, `create deployment`, `create namespace NAME` — which send
 //! protobuf request bodies; checks the printed result and the stored objects.
 
-use std::process::Output;
-
 use k3rs_e2e::{fails, ok, K3rs};
 use serde_json::Value;
-
-fn kubectl(server: &K3rs, version: Option<&str>, args: &[&str]) -> Output {
-    match version {
-        None => server.kubectl(args),
-        Some(version) => server.kubectl_version(version, args),
-    }
-}
 
 fn stored(server: &K3rs, args: &[&str]) -> Value {
     let mut full = vec!["get"];
@@ -25,8 +16,7 @@ fn stored(server: &K3rs, args: &[&str]) -> Value {
 fn create_configmap_from_literals() {
     let server = K3rs::start();
     for (version, name) in [(None, "settings"), (Some("1.32"), "settings-132")] {
-        let out = kubectl(
-            &server,
+        let out = server.kubectl_release(
             version,
             &[
                 "create",
@@ -70,8 +60,7 @@ fn create_configmap_from_literals() {
 fn create_secret_generic_from_literals() {
     let server = K3rs::start();
     for (version, name) in [(None, "creds"), (Some("1.32"), "creds-132")] {
-        let out = kubectl(
-            &server,
+        let out = server.kubectl_release(
             version,
             &[
                 "create",
@@ -100,8 +89,7 @@ fn create_secret_generic_from_literals() {
 fn create_deployment_with_image_and_replicas() {
     let server = K3rs::start();
     for (version, name) in [(None, "web"), (Some("1.32"), "web-132")] {
-        let out = kubectl(
-            &server,
+        let out = server.kubectl_release(
             version,
             &[
                 "create",
@@ -139,7 +127,7 @@ fn create_deployment_with_image_and_replicas() {
 fn create_namespace_by_name() {
     let server = K3rs::start();
     for (version, name) in [(None, "team-a"), (Some("1.32"), "team-b")] {
-        let out = kubectl(&server, version, &["create", "namespace", name]);
+        let out = server.kubectl_release(version, &["create", "namespace", name]);
         assert_eq!(
             ok(out),
             format!("namespace/{name} created\n"),

@@ -3,20 +3,11 @@
 //! field selectors, `-o yaml|json|jsonpath|name`, and `--chunk-size` paging — with the
 //! dispatcher (kubectl 1.33) and, for most scenarios, kubectl 1.32 too.
 
-use std::process::Output;
-
 use k3rs_e2e::{ok, K3rs, ROOT_CA};
 use serde_json::Value;
 
 /// The kubectl releases every scenario here runs with: the dispatcher, then 1.32.
 const CLIENTS: [Option<&str>; 2] = [None, Some("1.32")];
-
-fn kubectl(server: &K3rs, version: Option<&str>, args: &[&str]) -> Output {
-    match version {
-        None => server.kubectl(args),
-        Some(version) => server.kubectl_version(version, args),
-    }
-}
 
 /// Writes `yaml` into the server's temp dir and runs `kubectl create -f` on it.
 fn create_from_file(server: &K3rs, name: &str, yaml: &str) -> String {
@@ -102,7 +93,7 @@ fn seven_configmaps() -> String {
 fn get_namespaces_shows_the_four_defaults_active() {
     let server = K3rs::start();
     for version in CLIENTS {
-        let table = ok(kubectl(&server, version, &["get", "ns"]));
+        let table = ok(server.kubectl_release(version, &["get", "ns"]));
         assert_eq!(
             header(&table),
             ["NAME", "STATUS", "AGE"],
@@ -119,11 +110,7 @@ fn get_namespaces_shows_the_four_defaults_active() {
 fn get_services_all_namespaces_wide_shows_the_kubernetes_service() {
     let server = K3rs::start();
     for version in CLIENTS {
-        let table = ok(kubectl(
-            &server,
-            version,
-            &["get", "svc", "-A", "-o", "wide"],
-        ));
+        let table = ok(server.kubectl_release(version, &["get", "svc", "-A", "-o", "wide"]));
         assert_eq!(
             header(&table),
             [
@@ -156,7 +143,7 @@ fn get_pods_shows_a_pending_pod_with_ready_zero_of_one() {
         "pod/web created"
     );
     for version in CLIENTS {
-        let table = ok(kubectl(&server, version, &["get", "pods"]));
+        let table = ok(server.kubectl_release(version, &["get", "pods"]));
         assert_eq!(
             header(&table),
             ["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
@@ -168,7 +155,7 @@ fn get_pods_shows_a_pending_pod_with_ready_zero_of_one() {
             "{version:?}:\n{table}"
         );
 
-        let wide = ok(kubectl(&server, version, &["get", "pods", "-o", "wide"]));
+        let wide = ok(server.kubectl_release(version, &["get", "pods", "-o", "wide"]));
         assert_eq!(
             header(&wide),
             [
@@ -200,7 +187,7 @@ fn get_deployments_shows_replica_columns_and_wide_containers() {
     let server = K3rs::start();
     create_from_file(&server, "deployment.yaml", DEPLOYMENT);
     for version in CLIENTS {
-        let table = ok(kubectl(&server, version, &["get", "deployments"]));
+        let table = ok(server.kubectl_release(version, &["get", "deployments"]));
         assert_eq!(
             header(&table),
             ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
@@ -213,11 +200,7 @@ fn get_deployments_shows_replica_columns_and_wide_containers() {
         let up_to_date: u32 = cells[2].parse().expect("UP-TO-DATE is a count");
         assert!(up_to_date <= 3, "{table}");
 
-        let wide = ok(kubectl(
-            &server,
-            version,
-            &["get", "deploy", "api", "-o", "wide"],
-        ));
+        let wide = ok(server.kubectl_release(version, &["get", "deploy", "api", "-o", "wide"]));
         assert_eq!(
             header(&wide),
             [
@@ -267,12 +250,12 @@ data: {token: dA==}
 ";
     create_from_file(&server, "data.yaml", yaml);
     for version in CLIENTS {
-        let cms = ok(kubectl(&server, version, &["get", "configmaps"]));
+        let cms = ok(server.kubectl_release(version, &["get", "configmaps"]));
         assert_eq!(header(&cms), ["NAME", "DATA", "AGE"], "{cms}");
         assert_eq!(row(&cms, "three")[1], "3", "{version:?}:\n{cms}");
         assert_eq!(row(&cms, "empty")[1], "0", "{version:?}:\n{cms}");
 
-        let secrets = ok(kubectl(&server, version, &["get", "secrets"]));
+        let secrets = ok(server.kubectl_release(version, &["get", "secrets"]));
         assert_eq!(
             header(&secrets),
             ["NAME", "TYPE", "DATA", "AGE"],
@@ -295,7 +278,7 @@ fn get_with_label_and_field_selectors_filters_rows() {
         let get = |args: &[&str]| {
             let mut full = vec!["get", "configmaps"];
             full.extend_from_slice(args);
-            ok(kubectl(&server, version, &full))
+            ok(server.kubectl_release(version, &full))
         };
 
         let shown = get(&["--show-labels"]);
@@ -343,7 +326,7 @@ fn get_with_label_and_field_selectors_filters_rows() {
             "{version:?}:\n{field_not}"
         );
 
-        let none = kubectl(&server, version, &["get", "configmaps", "-l", "env=nope"]);
+        let none = server.kubectl_release(version, &["get", "configmaps", "-l", "env=nope"]);
         assert_eq!(ok(none.clone()), "", "{version:?}");
         let stderr = String::from_utf8_lossy(&none.stderr);
         assert!(
@@ -359,22 +342,14 @@ fn get_output_formats_yaml_json_jsonpath_and_name() {
     let server = K3rs::start_with(&["--disable-controller-manager"]);
     create_from_file(&server, "deployment.yaml", DEPLOYMENT);
     for version in CLIENTS {
-        let yaml = ok(kubectl(
-            &server,
-            version,
-            &["get", "deploy", "api", "-o", "yaml"],
-        ));
+        let yaml = ok(server.kubectl_release(version, &["get", "deploy", "api", "-o", "yaml"]));
         let from_yaml: Value = serde_yaml::from_str(&yaml).unwrap();
         assert_eq!(from_yaml["kind"], "Deployment", "{yaml}");
         assert_eq!(from_yaml["apiVersion"], "apps/v1", "{yaml}");
         assert_eq!(from_yaml["metadata"]["namespace"], "default", "{yaml}");
         assert_eq!(from_yaml["spec"]["replicas"], 3, "{yaml}");
 
-        let json = ok(kubectl(
-            &server,
-            version,
-            &["get", "deploy", "api", "-o", "json"],
-        ));
+        let json = ok(server.kubectl_release(version, &["get", "deploy", "api", "-o", "json"]));
         let from_json: Value = serde_json::from_str(&json).unwrap();
         assert_eq!(from_json, from_yaml, "yaml and json disagree");
         let port = &from_json["spec"]["template"]["spec"]["containers"][0]["ports"][0];
@@ -387,13 +362,12 @@ fn get_output_formats_yaml_json_jsonpath_and_name() {
             "{json}"
         );
 
-        let list = ok(kubectl(&server, version, &["get", "deploy", "-o", "json"]));
+        let list = ok(server.kubectl_release(version, &["get", "deploy", "-o", "json"]));
         let list: Value = serde_json::from_str(&list).unwrap();
         assert_eq!(list["kind"], "List");
         assert_eq!(list["items"].as_array().unwrap().len(), 1);
 
-        let path = ok(kubectl(
-            &server,
+        let path = ok(server.kubectl_release(
             version,
             &[
                 "get",
@@ -404,8 +378,7 @@ fn get_output_formats_yaml_json_jsonpath_and_name() {
             ],
         ));
         assert_eq!(path, "nginx:1.25");
-        let range = ok(kubectl(
-            &server,
+        let range = ok(server.kubectl_release(
             version,
             &[
                 "get",
@@ -419,11 +392,7 @@ fn get_output_formats_yaml_json_jsonpath_and_name() {
             "default=Active;kube-node-lease=Active;kube-public=Active;kube-system=Active;"
         );
 
-        let name = ok(kubectl(
-            &server,
-            version,
-            &["get", "deploy,svc", "-o", "name"],
-        ));
+        let name = ok(server.kubectl_release(version, &["get", "deploy,svc", "-o", "name"]));
         assert_eq!(name, "deployment.apps/api\nservice/kubernetes\n");
     }
 }
@@ -435,8 +404,7 @@ fn get_with_chunk_size_pages_through_every_object_once() {
     let expected: Vec<String> = (1..=7).map(|i| format!("configmap/cm{i}")).collect();
     for version in CLIENTS {
         // -v=6 logs each request, so the test sees that paging really happened.
-        let out = kubectl(
-            &server,
+        let out = server.kubectl_release(
             version,
             &["get", "cm", "--chunk-size=2", "-o", "name", "-v=6"],
         );
@@ -464,7 +432,7 @@ fn get_with_chunk_size_pages_through_every_object_once() {
             "{requests:#?}"
         );
 
-        let table = ok(kubectl(&server, version, &["get", "cm", "--chunk-size=2"]));
+        let table = ok(server.kubectl_release(version, &["get", "cm", "--chunk-size=2"]));
         assert_eq!(
             table.lines().filter(|l| l.starts_with("NAME")).count(),
             1,
@@ -476,8 +444,7 @@ fn get_with_chunk_size_pages_through_every_object_once() {
             "{table}"
         );
 
-        let selected = ok(kubectl(
-            &server,
+        let selected = ok(server.kubectl_release(
             version,
             &["get", "cm", "--chunk-size=1", "-l", "env=e1", "-o", "name"],
         ));

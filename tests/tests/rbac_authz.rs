@@ -8,8 +8,9 @@
 
 use std::path::PathBuf;
 use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use k3rs_e2e::wait::{eventually, eventually_blocking};
 use k3rs_e2e::{fails, ok, K3rs};
 use serde_json::{json, Value};
 
@@ -114,15 +115,6 @@ fn forbidden_list(resource: &str, namespace: &str) -> String {
     format!(
         r#"Error from server (Forbidden): {resource} is forbidden: User "{SA_USER}" cannot list resource "{resource}" in API group "" in the namespace "{namespace}""#
     )
-}
-
-/// Polls `check` until it returns true, for at most `secs` seconds.
-fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 async fn post(client: &kube::Client, path: &str, body: Value) -> Value {
@@ -288,7 +280,7 @@ fn service_account_token_is_authorized_by_role_bindings() {
         "settings",
         "--from-literal=a=1",
     ]));
-    eventually(5, "the binding to take effect", || {
+    eventually_blocking(Duration::from_secs(5), "the binding to take effect", || {
         as_token(&server, &token, &["get", "pods"]).status.success()
     });
     let pods = as_token(&server, &token, &["get", "pods"]);
@@ -408,11 +400,15 @@ fn service_account_token_is_authorized_by_role_bindings() {
         "--role=one-secret",
         "--serviceaccount=team:robot",
     ]));
-    eventually(5, "the secret role to take effect", || {
-        as_token(&server, &token, &["get", "secret", "s1"])
-            .status
-            .success()
-    });
+    eventually_blocking(
+        Duration::from_secs(5),
+        "the secret role to take effect",
+        || {
+            as_token(&server, &token, &["get", "secret", "s1"])
+                .status
+                .success()
+        },
+    );
     assert_eq!(
         ok(as_token(
             &server,
@@ -473,9 +469,11 @@ fn service_account_token_is_authorized_by_role_bindings() {
 
     // Revoking the binding takes the access away again.
     ok(server.kubectl(&["-n", NS, "delete", "rolebinding", "robot-view"]));
-    eventually(5, "the revocation to take effect", || {
-        !as_token(&server, &token, &["get", "pods"]).status.success()
-    });
+    eventually_blocking(
+        Duration::from_secs(5),
+        "the revocation to take effect",
+        || !as_token(&server, &token, &["get", "pods"]).status.success(),
+    );
     let err = fails(as_token(&server, &token, &["get", "pods"]));
     assert!(err.contains(&forbidden_list("pods", NS)), "{err}");
     assert_eq!(
@@ -539,15 +537,15 @@ async fn token_and_subject_access_reviews() {
         })
     };
     let path = "/apis/authorization.k8s.io/v1/subjectaccessreviews";
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let allowed = post(&client, path, sar("list", "pods", NS)).await;
-        if allowed["status"]["allowed"] == true {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{allowed}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        Duration::from_secs(5),
+        "the service account to list pods",
+        || async {
+            let allowed = post(&client, path, sar("list", "pods", NS)).await;
+            (allowed["status"]["allowed"] == true).then_some(())
+        },
+    )
+    .await;
     for (verb, resource, namespace) in [
         ("get", "secrets", NS),
         ("list", "pods", "default"),
@@ -577,15 +575,15 @@ async fn token_and_subject_access_reviews() {
     // Deleting the ServiceAccount invalidates its tokens.
     ok(as_token(&server, &token, &["get", "pods"]));
     ok(server.kubectl(&["-n", NS, "delete", "serviceaccount", SA]));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let review = token_review(&client, &token).await;
-        if review["status"]["authenticated"] == false {
-            break;
-        }
-        assert!(Instant::now() < deadline, "token still valid: {review}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        Duration::from_secs(5),
+        "the token to stop authenticating",
+        || async {
+            let review = token_review(&client, &token).await;
+            (review["status"]["authenticated"] == false).then_some(())
+        },
+    )
+    .await;
     let err = fails(as_token(&server, &token, &["get", "pods"]));
     assert!(
         err.contains("error: You must be logged in to the server (Unauthorized)"),
@@ -671,11 +669,15 @@ spec:
     assert!(err.contains(r#"pods "ghost" not found"#), "{err}");
 
     ok(server.kubectl(&["-n", NS, "delete", "pod", "holder", "--wait=false"]));
-    eventually(5, "the pod-bound token to stop working", || {
-        !as_token(&server, &bound, &["auth", "whoami"])
-            .status
-            .success()
-    });
+    eventually_blocking(
+        Duration::from_secs(5),
+        "the pod-bound token to stop working",
+        || {
+            !as_token(&server, &bound, &["auth", "whoami"])
+                .status
+                .success()
+        },
+    );
     let err = fails(as_token(&server, &bound, &["auth", "whoami"]));
     assert!(err.contains("Unauthorized"), "{err}");
     // The unbound token of the same ServiceAccount still works.

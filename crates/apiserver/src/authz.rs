@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use tracing::{debug, info};
 
 use crate::auth::Identity;
-use crate::error::{ApiError, Result};
+use crate::error::{ApiError, ApiResult};
 use crate::object;
 use crate::path;
 use crate::AppState;
@@ -155,7 +155,7 @@ impl Authorizer {
     }
 
     /// Rebuild the snapshot from the store.
-    pub async fn reload(&self, state: &AppState) -> Result<i64> {
+    pub async fn reload(&self, state: &AppState) -> ApiResult<i64> {
         let mut lists: Vec<Vec<Value>> = Vec::new();
         let mut revision = 0;
         for plural in [
@@ -211,7 +211,7 @@ pub fn spawn_refresh(state: AppState, revision: i64) {
 /// Create the default roles and bindings that are missing (existing ones are left alone,
 /// so an administrator's changes survive restarts). Aggregated roles are written with
 /// their aggregated rules.
-pub async fn ensure_default_policy(state: &AppState) -> Result<()> {
+pub async fn ensure_default_policy(state: &AppState) -> ApiResult<()> {
     let (mut cluster_roles, bindings) = k3rs_rbac::bootstrap_policy();
     apply_aggregation(&mut cluster_roles);
     let mut created = 0;

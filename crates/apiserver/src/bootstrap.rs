@@ -6,7 +6,7 @@ use k3rs_core::ResourceDef;
 use serde_json::{json, Value};
 
 use crate::admission::{self, allocator};
-use crate::error::Result;
+use crate::error::ApiResult;
 use crate::query::Params;
 use crate::AppState;
 
@@ -19,7 +19,7 @@ async fn ensure(
     plural: &str,
     ns: Option<&str>,
     obj: Value,
-) -> Result<()> {
+) -> ApiResult<()> {
     let def = state
         .find(group_version.0, group_version.1, plural)
         .expect("bootstrap kinds are built in");
@@ -34,7 +34,7 @@ pub async fn ensure_object(
     def: &ResourceDef,
     ns: Option<&str>,
     mut obj: Value,
-) -> Result<bool> {
+) -> ApiResult<bool> {
     let name = crate::object::name(&obj).unwrap_or_default().to_string();
     if state.store.get(def, ns, &name).await?.is_some() {
         return Ok(false);
@@ -70,7 +70,7 @@ const REPAIR_INTERVAL: std::time::Duration = std::time::Duration::from_secs(180)
 /// Reconcile Service allocations now, then every [`REPAIR_INTERVAL`] until shutdown:
 /// covers crashes between a write and its allocation bookkeeping, and Services removed
 /// without going through the delete handler.
-async fn repair_allocations(state: &AppState) -> Result<()> {
+async fn repair_allocations(state: &AppState) -> ApiResult<()> {
     allocator::repair(state).await?;
     let state = state.clone();
     k3rs_core::task::spawn(async move {
@@ -92,7 +92,7 @@ fn endpoint_subsets(ip: &str, port: u16) -> Value {
     json!([{"addresses": [{"ip": ip}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}])
 }
 
-pub async fn ensure_defaults(state: &AppState) -> Result<()> {
+pub async fn ensure_defaults(state: &AppState) -> ApiResult<()> {
     for ns in NAMESPACES {
         ensure(
             state,

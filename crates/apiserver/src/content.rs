@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use serde_json::Value;
 
-use crate::error::{ApiError, Result};
+use crate::error::{ApiError, ApiResult};
 
 /// Largest request body accepted, as kube-apiserver's default.
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
@@ -26,7 +26,7 @@ pub fn content_type(headers: &HeaderMap) -> String {
 }
 
 /// Decode a JSON or YAML body into an object.
-pub fn decode_object(headers: &HeaderMap, body: &Bytes) -> Result<Value> {
+pub fn decode_object(headers: &HeaderMap, body: &Bytes) -> ApiResult<Value> {
     let media = content_type(headers);
     let value: Value = match media.as_str() {
         "application/json" | "" | "*/*" => serde_json::from_slice(body)
@@ -66,7 +66,7 @@ pub fn partial_metadata(object: &serde_json::Value) -> serde_json::Value {
 }
 
 /// Reads `Accept`: a Table is sent only when the client lists `as=Table` for meta.k8s.io.
-pub fn negotiate(headers: &HeaderMap) -> Result<Render> {
+pub fn negotiate(headers: &HeaderMap) -> ApiResult<Render> {
     let accept = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())

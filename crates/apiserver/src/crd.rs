@@ -14,7 +14,7 @@ use k3rs_crd::VersionInfo;
 use serde_json::{json, Value};
 use tracing::info;
 
-use crate::error::{ApiError, FieldCause, Result};
+use crate::error::{ApiError, ApiResult, FieldCause};
 use crate::object;
 use crate::query::FieldValidation;
 use crate::AppState;
@@ -54,7 +54,7 @@ fn established(crd: &Value) -> bool {
 }
 
 /// Rebuild the served custom resources from the stored CRDs; returns the store revision.
-pub async fn sync(state: &AppState) -> Result<i64> {
+pub async fn sync(state: &AppState) -> ApiResult<i64> {
     let def = state
         .find("apiextensions.k8s.io", "v1", "customresourcedefinitions")
         .expect("built in");
@@ -113,7 +113,7 @@ pub async fn prepare_definition(
     def: &ResourceDef,
     new: &mut Value,
     old: Option<&Value>,
-) -> Result<()> {
+) -> ApiResult<()> {
     if !is_crd(def) {
         return Ok(());
     }
@@ -138,7 +138,7 @@ pub async fn prepare_definition(
 }
 
 /// After a CRD write: serve its resources now, without waiting for the watch.
-pub async fn after_write(state: &AppState, def: &ResourceDef) -> Result<()> {
+pub async fn after_write(state: &AppState, def: &ResourceDef) -> ApiResult<()> {
     if is_crd(def) {
         sync(state).await?;
     }
@@ -146,7 +146,7 @@ pub async fn after_write(state: &AppState, def: &ResourceDef) -> Result<()> {
 }
 
 /// Before a CRD is deleted: delete every object of it (all versions share storage).
-pub async fn before_delete(state: &AppState, def: &ResourceDef, crd: &Value) -> Result<()> {
+pub async fn before_delete(state: &AppState, def: &ResourceDef, crd: &Value) -> ApiResult<()> {
     if !is_crd(def) {
         return Ok(());
     }
@@ -180,7 +180,7 @@ pub fn prepare_object(
     def: &ResourceDef,
     obj: &mut Value,
     validation: FieldValidation,
-) -> Result<Vec<String>> {
+) -> ApiResult<Vec<String>> {
     let Some(info) = state.custom.get(def) else {
         return Ok(Vec::new());
     };

@@ -5,7 +5,8 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde_json::{json, Value};
 
-pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+/// The result of a request handler step: its error is what the client sees.
+pub type ApiResult<T, E = ApiError> = std::result::Result<T, E>;
 
 /// One field-level problem inside a 422 Invalid answer.
 #[derive(Clone, Debug)]

@@ -5,7 +5,7 @@ use k3rs_core::selector::{FieldSelector, LabelSelector};
 use k3rs_core::ResourceDef;
 use serde_json::Value;
 
-use crate::error::{ApiError, Result};
+use crate::error::{ApiError, ApiResult};
 use crate::object;
 use crate::query::Params;
 
@@ -65,7 +65,7 @@ pub struct Filter {
 
 impl Filter {
     /// The selectors of a request; 400 for a field the kind cannot be selected by.
-    pub fn new(def: &ResourceDef, params: &Params) -> Result<Filter> {
+    pub fn new(def: &ResourceDef, params: &Params) -> ApiResult<Filter> {
         let allowed = extra_fields(def);
         for field in params.field_selector.fields() {
             if field != "metadata.name"

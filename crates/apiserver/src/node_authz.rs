@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use crate::auth::Identity;
 use crate::authz::RequestAttributes;
-use crate::error::Result;
+use crate::error::ApiResult;
 use crate::AppState;
 
 pub const NODES_GROUP: &str = "system:nodes";
@@ -251,7 +251,7 @@ pub fn admit_create(
 }
 
 /// The pods bound to `node`, in `namespace` or everywhere.
-async fn pods_of(state: &AppState, node: &str, namespace: Option<&str>) -> Result<Vec<Value>> {
+async fn pods_of(state: &AppState, node: &str, namespace: Option<&str>) -> ApiResult<Vec<Value>> {
     let def = state.find("", "v1", "pods").expect("pods are built in");
     let page = state.store.list(&def, namespace, None, None, None).await?;
     Ok(page
@@ -266,7 +266,7 @@ pub async fn check(
     state: &AppState,
     identity: &Identity,
     attrs: &RequestAttributes,
-) -> Result<Verdict> {
+) -> ApiResult<Verdict> {
     let Some(node) = node_of(identity) else {
         return Ok(Verdict::Defer);
     };

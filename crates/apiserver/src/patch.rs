@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::error::{ApiError, Result};
+use crate::error::{ApiError, ApiResult};
 
 /// Patch types accepted, by media type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,7 +20,7 @@ pub enum PatchType {
 }
 
 impl PatchType {
-    pub fn from_media_type(media: &str) -> Result<PatchType> {
+    pub fn from_media_type(media: &str) -> ApiResult<PatchType> {
         match media {
             "application/json-patch+json" => Ok(PatchType::Json),
             "application/merge-patch+json" => Ok(PatchType::Merge),
@@ -32,7 +32,7 @@ impl PatchType {
 }
 
 /// Apply `body` of type `kind` to `target`, returning the patched object.
-pub fn apply(kind: PatchType, target: &Value, body: &[u8]) -> Result<Value> {
+pub fn apply(kind: PatchType, target: &Value, body: &[u8]) -> ApiResult<Value> {
     match kind {
         PatchType::Json => {
             let patch: json_patch::Patch = serde_json::from_slice(body)
@@ -60,7 +60,7 @@ pub fn apply(kind: PatchType, target: &Value, body: &[u8]) -> Result<Value> {
     }
 }
 
-fn parse_object(body: &[u8]) -> Result<Value> {
+fn parse_object(body: &[u8]) -> ApiResult<Value> {
     let patch: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("invalid patch body: {e}")))?;
     if !patch.is_object() {

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use k3rs_core::selector::{FieldSelector, LabelSelector};
 
-use crate::error::{ApiError, Result};
+use crate::error::{ApiError, ApiResult};
 
 /// How unknown fields in a body are treated (`fieldValidation`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,7 +41,7 @@ fn truthy(v: Option<&String>) -> bool {
 }
 
 impl Params {
-    pub fn parse(raw: Option<&str>) -> Result<Params> {
+    pub fn parse(raw: Option<&str>) -> ApiResult<Params> {
         let map: HashMap<String, String> = match raw {
             Some(q) => serde_urlencoded_pairs(q),
             None => HashMap::new(),
@@ -122,12 +122,12 @@ impl Params {
     }
 
     /// `resourceVersion` as a revision; `None` for unset, "" and "0" (meaning "any").
-    pub fn revision(&self) -> Result<Option<i64>> {
+    pub fn revision(&self) -> ApiResult<Option<i64>> {
         parse_revision(self.resource_version.as_deref())
     }
 }
 
-pub fn parse_revision(rv: Option<&str>) -> Result<Option<i64>> {
+pub fn parse_revision(rv: Option<&str>) -> ApiResult<Option<i64>> {
     match rv {
         None | Some("") | Some("0") => Ok(None),
         Some(v) => v

@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use tracing::{debug, warn};
 
-use crate::error::Result;
+use crate::error::ApiResult;
 use crate::AppState;
 
 /// After a change, wait this long so a burst (e.g. `kubectl apply` of many objects)
@@ -27,7 +27,7 @@ pub fn spawn<F, Fut>(
     rebuild: F,
 ) where
     F: Fn(AppState) -> Fut + Send + 'static,
-    Fut: Future<Output = Result<i64>> + Send,
+    Fut: Future<Output = ApiResult<i64>> + Send,
 {
     k3rs_core::task::spawn(async move {
         loop {

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::auth::Identity;
 use crate::authz::RequestAttributes;
-use crate::error::{ApiError, Result};
+use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 
 const AUTHN: &str = "authentication.k8s.io";
@@ -133,7 +133,7 @@ pub async fn create(
     namespace: Option<&str>,
     caller: &Identity,
     mut review: Value,
-) -> Result<Value> {
+) -> ApiResult<Value> {
     let spec = review.get("spec").cloned().unwrap_or(json!({}));
     let status = match def.plural.as_str() {
         "tokenreviews" => {

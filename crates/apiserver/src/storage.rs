@@ -9,7 +9,7 @@ use k3rs_core::ResourceDef;
 use k3rs_store::{Backend, KeyValue, ListOptions};
 use serde_json::Value;
 
-use crate::error::{ApiError, Result};
+use crate::error::{ApiError, ApiResult};
 use crate::object;
 
 /// One page of a list read.
@@ -41,13 +41,18 @@ impl ObjectStore {
         def: &ResourceDef,
         ns: Option<&str>,
         name: &str,
-    ) -> Result<Option<Value>> {
+    ) -> ApiResult<Option<Value>> {
         let kv = self.backend.get(&def.key(ns, name)).await?;
         kv.map(|kv| decode(def, &kv)).transpose()
     }
 
     /// Like [`ObjectStore::get`] but a missing object is a 404.
-    pub async fn must_get(&self, def: &ResourceDef, ns: Option<&str>, name: &str) -> Result<Value> {
+    pub async fn must_get(
+        &self,
+        def: &ResourceDef,
+        ns: Option<&str>,
+        name: &str,
+    ) -> ApiResult<Value> {
         self.get(def, ns, name)
             .await?
             .ok_or_else(|| ApiError::not_found(&def.group, &def.plural, name))
@@ -60,7 +65,7 @@ impl ObjectStore {
         start_after: Option<&str>,
         limit: Option<usize>,
         revision: Option<i64>,
-    ) -> Result<Page> {
+    ) -> ApiResult<Page> {
         let prefix = def.list_prefix(ns);
         let result = self
             .backend
@@ -76,7 +81,7 @@ impl ObjectStore {
             .items
             .iter()
             .map(|kv| decode(def, kv))
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<ApiResult<Vec<_>>>()?;
         Ok(Page {
             items,
             revision: result.revision,
@@ -86,7 +91,12 @@ impl ObjectStore {
         })
     }
 
-    pub async fn create(&self, def: &ResourceDef, ns: Option<&str>, obj: &Value) -> Result<Value> {
+    pub async fn create(
+        &self,
+        def: &ResourceDef,
+        ns: Option<&str>,
+        obj: &Value,
+    ) -> ApiResult<Value> {
         let name = object::name(obj).unwrap_or_default().to_string();
         let kv = self
             .backend
@@ -108,7 +118,7 @@ impl ObjectStore {
         ns: Option<&str>,
         obj: &Value,
         expected_revision: i64,
-    ) -> Result<Value> {
+    ) -> ApiResult<Value> {
         let name = object::name(obj).unwrap_or_default().to_string();
         let kv = self
             .backend
@@ -124,7 +134,7 @@ impl ObjectStore {
         ns: Option<&str>,
         name: &str,
         expected_revision: Option<i64>,
-    ) -> Result<Value> {
+    ) -> ApiResult<Value> {
         let kv = self
             .backend
             .delete(&def.key(ns, name), expected_revision)
@@ -151,7 +161,7 @@ pub fn encode(obj: &Value) -> Vec<u8> {
 
 /// An object read back from the store, with `resourceVersion` and the served
 /// `apiVersion`/`kind` of `def` (two API versions may share one storage prefix).
-pub fn decode(def: &ResourceDef, kv: &KeyValue) -> Result<Value> {
+pub fn decode(def: &ResourceDef, kv: &KeyValue) -> ApiResult<Value> {
     let mut obj: Value = serde_json::from_slice(&kv.value).map_err(|e| {
         ApiError::internal(format!("stored object {} is not valid JSON: {e}", kv.key))
     })?;

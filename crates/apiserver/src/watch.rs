@@ -20,7 +20,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tracing::debug;
 
 use crate::content::Render;
-use crate::error::{ApiError, Result};
+use crate::error::{ApiError, ApiResult};
 use crate::filter::Filter;
 use crate::query::Params;
 use crate::storage;
@@ -102,7 +102,7 @@ fn classify(
     def: &ResourceDef,
     filter: &Filter,
     event: &Event,
-) -> Result<Option<(&'static str, Value)>> {
+) -> ApiResult<Option<(&'static str, Value)>> {
     let current = storage::decode(def, &event.kv)?;
     let previous = match &event.prev {
         Some(prev) => Some(storage::decode(def, prev)?),
@@ -129,7 +129,7 @@ pub async fn watch(
     name: Option<String>,
     params: &Params,
     render: Render,
-) -> Result<Response> {
+) -> ApiResult<Response> {
     let filter = Filter::new(&def, params)?;
     let encoder = Encoder {
         def: def.clone(),

@@ -5,16 +5,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k3rs_core::ClusterConfig;
+use k3rs_events::{Event, EventType};
 use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod};
-use kube::runtime::events::{Event, EventType};
 use kube::runtime::watcher;
 use kube::{Api, Client};
 use tracing::debug;
 
-pub use crate::events::Recorder;
-use crate::events::Series;
 use crate::informer::Informer;
 use crate::Options;
+pub use k3rs_events::Recorder;
+use k3rs_events::Series;
 
 pub struct Context {
     pub client: Client,

@@ -12,7 +12,6 @@
 pub mod context;
 pub mod controller_revision;
 pub mod error;
-pub mod events;
 pub mod informer;
 pub mod leader;
 pub mod matching;

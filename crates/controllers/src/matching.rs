@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use k3rs_core::scheduling::tolerates;
 use k8s_openapi::api::core::v1::{NodeSelectorRequirement, NodeSelectorTerm, Taint, Toleration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
@@ -87,30 +88,6 @@ fn requirement_matches(requirement: &NodeSelectorRequirement, value: Option<&str
     }
 }
 
-/// Upstream's `Toleration.ToleratesTaint`: same effect (or any, when the toleration
-/// names none), same key (or any, with an empty key and `Exists`), and the value per the
-/// operator (`Equal` is the default).
-pub fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
-    if let Some(effect) = toleration.effect.as_deref().filter(|e| !e.is_empty()) {
-        if effect != taint.effect {
-            return false;
-        }
-    }
-    if let Some(key) = toleration.key.as_deref().filter(|k| !k.is_empty()) {
-        if key != taint.key {
-            return false;
-        }
-    }
-    match toleration.operator.as_deref().unwrap_or("Equal") {
-        "Exists" => true,
-        "Equal" | "" => {
-            toleration.value.as_deref().unwrap_or_default()
-                == taint.value.as_deref().unwrap_or_default()
-        }
-        _ => false,
-    }
-}
-
 /// The first taint with one of `effects` that no toleration tolerates.
 pub fn first_untolerated<'a>(
     taints: &'a [Taint],
@@ -176,25 +153,6 @@ mod tests {
             term(json!({"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]})),
         ];
         assert!(node_selector_matches(&terms, "n1", &node));
-    }
-
-    #[test]
-    fn tolerations_follow_upstream_rules() {
-        let taint: Taint =
-            serde_json::from_value(json!({"key": "k", "value": "v", "effect": "NoSchedule"}))
-                .unwrap();
-        let tol = |v| tolerates(&serde_json::from_value::<Toleration>(v).unwrap(), &taint);
-        assert!(tol(
-            json!({"key": "k", "value": "v", "effect": "NoSchedule"})
-        ));
-        assert!(tol(json!({"key": "k", "operator": "Equal", "value": "v"})));
-        assert!(tol(json!({"key": "k", "operator": "Exists"})));
-        assert!(tol(json!({"operator": "Exists"})));
-        assert!(!tol(json!({"key": "k", "value": "w"})));
-        assert!(!tol(
-            json!({"key": "k", "operator": "Exists", "effect": "NoExecute"})
-        ));
-        assert!(!tol(json!({"key": "other", "operator": "Exists"})));
     }
 
     #[test]

@@ -37,6 +37,7 @@ use tracing::{debug, info, warn};
 use crate::context::{publish, Context};
 use crate::error::{is_not_found, KubeContext};
 use crate::{Error, Result};
+use k3rs_core::scheduling::tolerates;
 
 pub const TAINT_UNREACHABLE: &str = "node.kubernetes.io/unreachable";
 pub const TAINT_NOT_READY: &str = "node.kubernetes.io/not-ready";
@@ -250,26 +251,6 @@ pub fn desired_taints(
 
 // ---------------------------------------------------------------------------------------
 // Eviction: pure.
-
-/// Upstream's ToleratesTaint.
-pub fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
-    let effect = toleration.effect.as_deref().unwrap_or_default();
-    if !effect.is_empty() && effect != taint.effect {
-        return false;
-    }
-    let key = toleration.key.as_deref().unwrap_or_default();
-    if !key.is_empty() && key != taint.key {
-        return false;
-    }
-    match toleration.operator.as_deref().unwrap_or("Equal") {
-        "Exists" => true,
-        "Equal" | "" => {
-            toleration.value.as_deref().unwrap_or_default()
-                == taint.value.as_deref().unwrap_or_default()
-        }
-        _ => false,
-    }
-}
 
 /// When a pod must leave its node.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -842,43 +823,6 @@ mod tests {
         let keys: Vec<&str> = taints.iter().map(|t| t.key.as_str()).collect();
         assert_eq!(keys, [TAINT_MEMORY_PRESSURE, TAINT_UNSCHEDULABLE]);
         assert!(taints.iter().all(|t| t.effect == NO_SCHEDULE));
-    }
-
-    #[test]
-    fn toleration_matching() {
-        let t = Taint {
-            key: "k".into(),
-            value: Some("v".into()),
-            effect: NO_EXECUTE.into(),
-            time_added: None,
-        };
-        assert!(tolerates(
-            &toleration(json!({"key": "k", "operator": "Exists"})),
-            &t
-        ));
-        assert!(tolerates(
-            &toleration(json!({"key": "k", "value": "v"})),
-            &t
-        ));
-        assert!(tolerates(&toleration(json!({"operator": "Exists"})), &t));
-        assert!(tolerates(
-            &toleration(
-                json!({"key": "k", "operator": "Equal", "value": "v", "effect": "NoExecute"})
-            ),
-            &t
-        ));
-        assert!(!tolerates(
-            &toleration(json!({"key": "k", "value": "w"})),
-            &t
-        ));
-        assert!(!tolerates(
-            &toleration(json!({"key": "k", "operator": "Exists", "effect": "NoSchedule"})),
-            &t
-        ));
-        assert!(!tolerates(
-            &toleration(json!({"key": "other", "operator": "Exists"})),
-            &t
-        ));
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Shared vocabulary of k3rs, with no IO: the table of built-in API resources, label and
-//! field selectors, the cluster-wide network settings, the join wire contract, and the shutdown handle every
+//! field selectors, the validation of names and labels, toleration matching, Go-style
+//! durations, the cluster-wide network settings, the join wire contract, spawning tasks
+//! with their span, and the shutdown handle every
 //! long-running part selects against.
 //!
 //! Nothing here talks to the network, the disk or the datastore; components depend on
@@ -11,6 +13,7 @@ pub mod http_upgrade;
 pub mod join;
 pub mod quantity;
 pub mod resource;
+pub mod scheduling;
 pub mod selector;
 pub mod shutdown;
 pub mod task;

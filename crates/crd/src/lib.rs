@@ -17,7 +17,6 @@ mod defaults;
 mod definition;
 mod field_error;
 pub mod jsonpath;
-mod names;
 mod prune;
 mod schema;
 mod status;

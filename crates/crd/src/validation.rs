@@ -9,8 +9,8 @@
 use crate::definition::{spec_names, versions};
 use crate::field_error::{FieldError, Path};
 use crate::jsonpath::JsonPath;
-use crate::names::{dns1035_label, dns1123_subdomain};
 use crate::structural::validate_schema;
+use k3rs_core::validation::{dns1035_label_errors, dns1123_subdomain_errors};
 use serde_json::Value;
 use std::collections::HashSet;
 
@@ -58,7 +58,7 @@ fn validate_metadata(crd: &Value, errs: &mut Vec<FieldError>) {
         }
         return;
     }
-    for msg in dns1123_subdomain(name) {
+    for msg in dns1123_subdomain_errors(name) {
         errs.push(FieldError::invalid(path.to_field(), &string(name), &msg));
     }
     let names = spec_names(crd);
@@ -80,7 +80,7 @@ fn validate_spec(crd: &Value, errs: &mut Vec<FieldError>) {
     if group.is_empty() {
         errs.push(FieldError::required(field("group"), ""));
     } else {
-        let msgs = dns1123_subdomain(group);
+        let msgs = dns1123_subdomain_errors(group);
         if !msgs.is_empty() {
             errs.push(FieldError::invalid(
                 field("group"),
@@ -120,7 +120,7 @@ fn validate_spec(crd: &Value, errs: &mut Vec<FieldError>) {
         if !seen.insert(name) {
             unique = false;
         }
-        let msgs = dns1035_label(name);
+        let msgs = dns1035_label_errors(name);
         if !msgs.is_empty() {
             errs.push(FieldError::invalid(
                 vp.child("name").to_field(),
@@ -177,7 +177,7 @@ fn validate_names(crd: &Value, path: &Path, errs: &mut Vec<FieldError>) {
         }
     }
     for (key, value) in [("plural", &names.plural), ("singular", &names.singular)] {
-        let msgs = dns1035_label(value);
+        let msgs = dns1035_label_errors(value);
         if !value.is_empty() && !msgs.is_empty() {
             errs.push(FieldError::invalid(
                 field(key),
@@ -187,7 +187,7 @@ fn validate_names(crd: &Value, path: &Path, errs: &mut Vec<FieldError>) {
         }
     }
     for (key, value) in [("kind", &names.kind), ("listKind", &names.list_kind)] {
-        let msgs = dns1035_label(&value.to_lowercase());
+        let msgs = dns1035_label_errors(&value.to_lowercase());
         if !value.is_empty() && !msgs.is_empty() {
             errs.push(FieldError::invalid(
                 field(key),
@@ -204,7 +204,7 @@ fn validate_names(crd: &Value, path: &Path, errs: &mut Vec<FieldError>) {
         (&names.categories, "categories"),
     ] {
         for (i, s) in list.iter().enumerate() {
-            let msgs = dns1035_label(s);
+            let msgs = dns1035_label_errors(s);
             if !msgs.is_empty() {
                 errs.push(FieldError::invalid(
                     path.child(key).index(i).to_field(),

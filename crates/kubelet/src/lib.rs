@@ -12,6 +12,7 @@ pub mod cni;
 pub mod containerd;
 pub mod cri;
 mod error;
+pub mod host_stats;
 pub mod images;
 pub mod node;
 pub mod paths;

@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 
 use super::fields::{self, Path};
 use super::services;
-use crate::error::{ApiError, Result};
+use crate::error::{ApiError, ApiResult};
 use crate::{object, AppState};
 
 pub const IP_PREFIX: &str = "/registry/k3rs/ipallocations/";
@@ -177,7 +177,7 @@ impl Reservation {
         )
     }
 
-    async fn reserve(&mut self, state: &AppState, key: String) -> Result<Reserve> {
+    async fn reserve(&mut self, state: &AppState, key: String) -> ApiResult<Reserve> {
         let backend = state.store.backend();
         if self.dry_run {
             return Ok(match backend.get(&key).await? {
@@ -260,7 +260,7 @@ pub async fn on_create(
     def: &ResourceDef,
     obj: &mut Value,
     dry_run: bool,
-) -> Result<Reservation> {
+) -> ApiResult<Reservation> {
     if !is_service(def) {
         return Ok(Reservation::none());
     }
@@ -282,7 +282,7 @@ pub async fn on_update(
     old: &Value,
     new: &mut Value,
     dry_run: bool,
-) -> Result<Reservation> {
+) -> ApiResult<Reservation> {
     if !is_service(def) {
         return Ok(Reservation::none());
     }
@@ -348,7 +348,7 @@ async fn allocate(
     old: Option<&Value>,
     obj: &mut Value,
     reservation: &mut Reservation,
-) -> Result<()> {
+) -> ApiResult<()> {
     if services::needs_cluster_ip(obj) && !services::is_headless(obj) {
         allocate_cluster_ip(state, old, obj, reservation).await?;
     }
@@ -363,7 +363,7 @@ async fn allocate_cluster_ip(
     old: Option<&Value>,
     obj: &mut Value,
     reservation: &mut Reservation,
-) -> Result<()> {
+) -> ApiResult<()> {
     let cidr = state.config.cluster.service_cidr;
     let range = ip_range(&cidr);
     let path = Path::new("spec").child("clusterIPs");
@@ -440,7 +440,7 @@ async fn allocate_node_ports(
     old: Option<&Value>,
     obj: &mut Value,
     reservation: &mut Reservation,
-) -> Result<()> {
+) -> ApiResult<()> {
     let configured = state.config.cluster.node_port_range.clone();
     let range = port_range(&configured);
     let held: HashSet<i64> = old
@@ -524,7 +524,7 @@ async fn pick(
     avoid: &HashSet<u128>,
     prefix: &str,
     key: impl Fn(u128) -> String,
-) -> Result<Option<u128>> {
+) -> ApiResult<Option<u128>> {
     for lower in [range.dynamic_first(), range.first] {
         for _ in 0..RANDOM_TRIES {
             let candidate = rand::rng().random_range(lower..=range.last);
@@ -571,7 +571,7 @@ async fn pick(
 
 /// Make the allocation keys agree with the stored Services: record allocations that
 /// have no key, and delete keys (older than a grace period) whose Service is gone.
-pub async fn repair(state: &AppState) -> Result<()> {
+pub async fn repair(state: &AppState) -> ApiResult<()> {
     let def = state.find("", "v1", "services").expect("built in");
     let backend = state.store.backend();
     let services = state.store.list(&def, None, None, None, None).await?.items;

@@ -15,7 +15,7 @@ use k3rs_core::ResourceDef;
 use rand::Rng;
 use serde_json::{json, Value};
 
-use crate::error::{ApiError, FieldCause, Result};
+use crate::error::{ApiError, ApiResult, FieldCause};
 use crate::object;
 use crate::query::{FieldValidation, Params};
 use crate::schema;
@@ -31,7 +31,7 @@ const SYSTEM_METADATA: &[&str] = &[
 
 /// Make sure `obj` is of the resource addressed by the URL, filling in a missing
 /// `apiVersion`/`kind` and rejecting a different one with 400.
-fn check_type(def: &ResourceDef, obj: &mut Value) -> Result<()> {
+fn check_type(def: &ResourceDef, obj: &mut Value) -> ApiResult<()> {
     let expected = def.api_version();
     match obj.get("apiVersion").and_then(Value::as_str) {
         None | Some("") => obj["apiVersion"] = json!(expected),
@@ -56,7 +56,7 @@ fn check_type(def: &ResourceDef, obj: &mut Value) -> Result<()> {
 }
 
 /// Put the URL's namespace on the object, refusing a conflicting one.
-fn check_namespace(def: &ResourceDef, url_ns: Option<&str>, obj: &mut Value) -> Result<()> {
+fn check_namespace(def: &ResourceDef, url_ns: Option<&str>, obj: &mut Value) -> ApiResult<()> {
     if !def.namespaced() {
         object::meta_mut(obj).remove("namespace");
         return Ok(());
@@ -79,7 +79,7 @@ fn check_schema(
     def: &ResourceDef,
     obj: &mut Value,
     validation: FieldValidation,
-) -> Result<Vec<String>> {
+) -> ApiResult<Vec<String>> {
     // Upstream's wording, which clients and users grep for.
     let prefix = format!(
         "{kind} in version \"{version}\" cannot be handled as a {kind}",
@@ -124,7 +124,7 @@ pub fn prepare_create(
     url_ns: Option<&str>,
     obj: &mut Value,
     params: &Params,
-) -> Result<Vec<String>> {
+) -> ApiResult<Vec<String>> {
     check_type(def, obj)?;
     check_namespace(def, url_ns, obj)?;
     if object::name(obj).is_none() {
@@ -196,7 +196,7 @@ fn mutate(def: &ResourceDef, obj: &mut Value) {
 
 /// Per-kind validation of the defaulted object (on create and update): 422 naming each
 /// offending field.
-fn validate(def: &ResourceDef, obj: &Value) -> Result<()> {
+fn validate(def: &ResourceDef, obj: &Value) -> ApiResult<()> {
     let pod_spec = |pointer: &str, path: &str| {
         pods::validate_spec(
             obj.pointer(pointer).unwrap_or(&Value::Null),
@@ -220,7 +220,7 @@ fn validate(def: &ResourceDef, obj: &Value) -> Result<()> {
 }
 
 /// Per-kind rules about what an update may change.
-fn validate_update(def: &ResourceDef, old: &Value, new: &Value) -> Result<()> {
+fn validate_update(def: &ResourceDef, old: &Value, new: &Value) -> ApiResult<()> {
     let causes = match (def.group.as_str(), def.kind.as_str()) {
         ("", "Service") => services::validate_update(old, new),
         ("", "Pod") => pods::validate_update(old, new),
@@ -248,7 +248,7 @@ pub fn prepare_update(
     new: &mut Value,
     target: Target,
     params: &Params,
-) -> Result<Vec<String>> {
+) -> ApiResult<Vec<String>> {
     check_type(def, new)?;
     check_namespace(def, url_ns, new)?;
     match object::name(new) {

@@ -5,6 +5,10 @@
 use std::collections::HashSet;
 
 use k3rs_core::quantity::Quantity;
+use k3rs_core::scheduling::tolerates;
+use k3rs_core::validation;
+use k8s_openapi::api::core::v1::{Taint, Toleration};
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::fields::{self, Path};
@@ -103,17 +107,16 @@ pub fn admit_create(obj: &mut Value, suffix: &str) {
     }
 }
 
-/// Whether a toleration already covers a `NoExecute` taint with `key`.
+/// Whether a toleration already covers the `NoExecute` taint `key` (which carries no
+/// value). One that does not parse as a Toleration covers nothing; validation rejects it.
 fn tolerates_no_execute(toleration: &Value, key: &str) -> bool {
-    let text = |f: &str| {
-        toleration
-            .get(f)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
+    let taint = Taint {
+        key: key.to_string(),
+        value: None,
+        effect: "NoExecute".to_string(),
+        time_added: None,
     };
-    let key_matches =
-        text("key") == key || (text("key").is_empty() && text("operator") == "Exists");
-    key_matches && matches!(text("effect"), "" | "NoExecute")
+    Toleration::deserialize(toleration).is_ok_and(|t| tolerates(&t, &taint))
 }
 
 /// Limits without requests make the requests equal to the limits.
@@ -281,12 +284,8 @@ fn validate_volumes(spec: &Value, path: &Path, causes: &mut Vec<FieldCause>) -> 
             causes.push(fields::required(&name_path, ""));
             continue;
         }
-        if !super::names::is_dns_label(name) {
-            causes.push(fields::invalid(
-                &name_path,
-                &json!(name),
-                super::names::LABEL_MSG,
-            ));
+        for message in validation::dns1123_label_errors(name) {
+            causes.push(fields::invalid(&name_path, &json!(name), &message));
         }
         if !names.insert(name.to_string()) {
             causes.push(fields::duplicate(&name_path, &json!(name)));
@@ -307,12 +306,8 @@ fn validate_container(
     if name.is_empty() {
         causes.push(fields::required(&name_path, ""));
     } else {
-        if !super::names::is_dns_label(name) {
-            causes.push(fields::invalid(
-                &name_path,
-                &json!(name),
-                super::names::LABEL_MSG,
-            ));
+        for message in validation::dns1123_label_errors(name) {
+            causes.push(fields::invalid(&name_path, &json!(name), &message));
         }
         if !names.insert(name.to_string()) {
             causes.push(fields::duplicate(&name_path, &json!(name)));

@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use k3rs_core::validation;
 use serde_json::{json, Value};
 
 use super::fields::{self, Path};
@@ -171,12 +172,8 @@ pub fn validate(obj: &Value) -> Vec<FieldCause> {
                 causes.push(fields::required(&path.child("name"), ""));
             }
         } else {
-            if !super::names::is_dns_label(name) {
-                causes.push(fields::invalid(
-                    &path.child("name"),
-                    &json!(name),
-                    super::names::LABEL_MSG,
-                ));
+            for message in validation::dns1123_label_errors(name) {
+                causes.push(fields::invalid(&path.child("name"), &json!(name), &message));
             }
             if !names.insert(name.to_string()) {
                 causes.push(fields::duplicate(&path.child("name"), &json!(name)));

@@ -8,7 +8,7 @@ use k3rs_fieldmanager::{self as fm, ApplyError, BuiltinListTypes, FieldSet};
 use serde_json::{json, Value};
 
 use crate::admission::Target;
-use crate::error::{ApiError, Result};
+use crate::error::{ApiError, ApiResult};
 
 /// The manager a write is recorded under: `?fieldManager=`, else the client's user agent
 /// up to the first `/` (as upstream), else `unknown`.
@@ -113,7 +113,7 @@ pub fn record_subresource(
 }
 
 /// Parse an apply body (YAML or JSON, which is YAML too).
-pub fn parse_config(body: &[u8]) -> Result<Value> {
+pub fn parse_config(body: &[u8]) -> ApiResult<Value> {
     let config: Value = serde_yaml::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
     if !config.is_object() {
@@ -133,7 +133,7 @@ pub fn apply(
     manager: Option<&str>,
     force: bool,
     target: Target,
-) -> Result<Value> {
+) -> ApiResult<Value> {
     let manager = manager.filter(|m| !m.is_empty()).ok_or_else(|| {
         ApiError::invalid(
             "PatchOptions",

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::Ctx;
 use crate::content::{self, json_response};
-use crate::error::{ApiError, Result};
+use crate::error::{ApiError, ApiResult};
 use crate::object;
 
 /// The `Status` both subresources answer with on success (201, as upstream).
@@ -24,7 +24,7 @@ fn created() -> Response {
 
 /// Assign the pod to `target.name`: set `spec.nodeName` once, and the `PodScheduled`
 /// condition to True. A pod already assigned, or being deleted, is a 409.
-pub async fn bind(ctx: &Ctx, body: Bytes) -> Result<Response> {
+pub async fn bind(ctx: &Ctx, body: Bytes) -> ApiResult<Response> {
     let binding = content::decode_object(&ctx.headers, &body)?;
     let name = ctx.name();
     if let Some(bound_name) = object::name(&binding).filter(|n| !n.is_empty() && *n != name) {
@@ -119,7 +119,7 @@ fn set_scheduled_condition(pod: &mut Value) {
 /// disruption (as upstream; k3rs has no disruption controller yet, so a budget's
 /// `status.disruptionsAllowed` is whatever was written to it), otherwise a normal delete
 /// with the Eviction's `deleteOptions`.
-pub async fn evict(ctx: &Ctx, body: Bytes) -> Result<Response> {
+pub async fn evict(ctx: &Ctx, body: Bytes) -> ApiResult<Response> {
     let eviction = content::decode_object(&ctx.headers, &body)?;
     let name = ctx.name();
     let pod = ctx.state.store.must_get(&ctx.def, ctx.ns(), name).await?;
@@ -147,7 +147,7 @@ pub async fn evict(ctx: &Ctx, body: Bytes) -> Result<Response> {
 
 /// The name of a PodDisruptionBudget in the pod's namespace that selects it and allows no
 /// disruption right now.
-async fn blocking_budget(ctx: &Ctx, pod: &Value) -> Result<Option<String>> {
+async fn blocking_budget(ctx: &Ctx, pod: &Value) -> ApiResult<Option<String>> {
     let Some(def) = ctx.state.find("policy", "v1", "poddisruptionbudgets") else {
         return Ok(None);
     };

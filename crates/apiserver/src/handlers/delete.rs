@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use super::{optional_json, Ctx};
 use crate::content::json_response;
 use crate::convert;
-use crate::error::{ApiError, Result};
+use crate::error::{ApiError, ApiResult};
 use crate::filter::Filter;
 use crate::object;
 
@@ -27,7 +27,7 @@ struct DeleteOptions {
     propagation_finalizer: Option<&'static str>,
 }
 
-fn options(ctx: &Ctx, body: &Bytes) -> Result<DeleteOptions> {
+fn options(ctx: &Ctx, body: &Bytes) -> ApiResult<DeleteOptions> {
     let body = if crate::content::content_type(&ctx.headers) == k3rs_kubeproto::MEDIA_TYPE
         && !body.is_empty()
     {
@@ -73,14 +73,14 @@ fn options(ctx: &Ctx, body: &Bytes) -> Result<DeleteOptions> {
     })
 }
 
-pub async fn delete(ctx: &Ctx, body: Bytes) -> Result<Response> {
+pub async fn delete(ctx: &Ctx, body: Bytes) -> ApiResult<Response> {
     let opts = options(ctx, &body)?;
     let name = ctx.name().to_string();
     let deleted = delete_one(ctx, &name, ctx.ns(), &opts).await?;
     Ok(json_response(StatusCode::OK, &deleted, &[]))
 }
 
-pub async fn delete_collection(ctx: &Ctx, body: Bytes) -> Result<Response> {
+pub async fn delete_collection(ctx: &Ctx, body: Bytes) -> ApiResult<Response> {
     let opts = options(ctx, &body)?;
     let filter = Filter::new(&ctx.def, &ctx.params)?;
     let page = ctx
@@ -140,7 +140,7 @@ async fn delete_one(
     name: &str,
     ns: Option<&str>,
     opts: &DeleteOptions,
-) -> Result<Value> {
+) -> ApiResult<Value> {
     let def = &*ctx.def;
     for _ in 0..8 {
         let obj = ctx.state.store.must_get(def, ns, name).await?;

@@ -18,7 +18,7 @@ use k3rs_core::ResourceDef;
 
 use crate::admission::Target;
 use crate::content::{self, Render};
-use crate::error::{ApiError, Result};
+use crate::error::{ApiError, ApiResult};
 use crate::path::{self, ResourcePath};
 use crate::query::Params;
 use crate::AppState;
@@ -54,7 +54,7 @@ pub async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
     }
 }
 
-async fn route(state: AppState, req: Request) -> Result<Response> {
+async fn route(state: AppState, req: Request) -> ApiResult<Response> {
     let (parts, body) = req.into_parts();
     let path = path::parse(parts.uri.path()).ok_or_else(ApiError::no_route)?;
     let def = state
@@ -237,7 +237,7 @@ fn pod_action(def: &ResourceDef, path: &ResourcePath) -> Option<PodAction> {
 }
 
 /// Reject paths that put a resource in the wrong scope or name an unknown subresource.
-fn check_scope(def: &ResourceDef, path: &ResourcePath) -> Result<Target> {
+fn check_scope(def: &ResourceDef, path: &ResourcePath) -> ApiResult<Target> {
     if !def.namespaced() && path.namespace.is_some() {
         return Err(ApiError::no_route());
     }
@@ -252,7 +252,7 @@ fn check_scope(def: &ResourceDef, path: &ResourcePath) -> Result<Target> {
 }
 
 /// Bytes of an optional body (DELETE may come with or without `DeleteOptions`).
-pub fn optional_json(body: &Bytes) -> Result<Option<serde_json::Value>> {
+pub fn optional_json(body: &Bytes) -> ApiResult<Option<serde_json::Value>> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }

@@ -7,12 +7,12 @@ use serde_json::{json, Value};
 
 use super::Ctx;
 use crate::content::{json_response, Render};
-use crate::error::{ApiError, Result};
+use crate::error::{ApiError, ApiResult};
 use crate::filter::Filter;
 use crate::object;
 use crate::query::parse_revision;
 
-pub async fn get(ctx: &Ctx) -> Result<Response> {
+pub async fn get(ctx: &Ctx) -> ApiResult<Response> {
     let obj = ctx
         .state
         .store
@@ -36,7 +36,7 @@ fn encode_continue(token: &ContinueToken) -> String {
         .encode(serde_json::to_vec(token).expect("token serializes"))
 }
 
-fn decode_continue(raw: &str) -> Result<ContinueToken> {
+fn decode_continue(raw: &str) -> ApiResult<ContinueToken> {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(raw)
         .ok()
@@ -54,7 +54,7 @@ fn key_of(ctx: &Ctx, obj: &Value) -> String {
     )
 }
 
-pub async fn list(ctx: &Ctx) -> Result<Response> {
+pub async fn list(ctx: &Ctx) -> ApiResult<Response> {
     let filter = Filter::new(&ctx.def, &ctx.params)?;
     let limit = ctx.params.limit;
     let (mut start_after, mut revision) = match &ctx.params.continue_token {

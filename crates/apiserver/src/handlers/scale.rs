@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::Ctx;
 use crate::content::{self, json_response};
-use crate::error::{ApiError, FieldCause, Result};
+use crate::error::{ApiError, ApiResult, FieldCause};
 use crate::object;
 use crate::patch::{self, PatchType};
 
@@ -76,7 +76,7 @@ pub fn discovery_entry(def: &ResourceDef) -> Value {
     })
 }
 
-pub async fn handle(ctx: &Ctx, method: &Method, body: Option<Bytes>) -> Result<Response> {
+pub async fn handle(ctx: &Ctx, method: &Method, body: Option<Bytes>) -> ApiResult<Response> {
     let (def, ns, name) = (&*ctx.def, ctx.ns(), ctx.name());
     let custom = ctx.state.custom.get(def);
     let paths = custom.as_ref().and_then(|info| info.scale.as_ref());

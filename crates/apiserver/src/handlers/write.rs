@@ -9,7 +9,7 @@ use super::Ctx;
 use crate::admission::{self, allocator, Target};
 use crate::content::{self, json_response};
 use crate::convert;
-use crate::error::{ApiError, Result};
+use crate::error::{ApiError, ApiResult};
 use crate::object;
 use crate::patch::{self, PatchType};
 
@@ -18,7 +18,7 @@ const MAX_RETRIES: usize = 8;
 
 /// Namespaced objects may only be created in a namespace that exists and is not being
 /// deleted.
-async fn check_namespace_open(ctx: &Ctx, name: &str) -> Result<()> {
+async fn check_namespace_open(ctx: &Ctx, name: &str) -> ApiResult<()> {
     let Some(ns) = ctx.ns().filter(|_| ctx.def.namespaced()) else {
         return Ok(());
     };
@@ -37,7 +37,7 @@ async fn check_namespace_open(ctx: &Ctx, name: &str) -> Result<()> {
     }
 }
 
-pub async fn create(ctx: &Ctx, body: Bytes) -> Result<Response> {
+pub async fn create(ctx: &Ctx, body: Bytes) -> ApiResult<Response> {
     let mut obj = content::decode_object(&ctx.headers, &body)?;
     let warnings = admission::prepare_create(&ctx.def, ctx.ns(), &mut obj, &ctx.params)?;
     if let Some(identity) = &ctx.identity {
@@ -72,7 +72,7 @@ async fn store_new(
     ns: Option<&str>,
     mut obj: Value,
     reservation: allocator::Reservation,
-) -> Result<Value> {
+) -> ApiResult<Value> {
     convert::to_storage(def, &mut obj);
     match ctx.state.store.create(def, ns, &obj).await {
         Ok(stored) => {
@@ -87,12 +87,12 @@ async fn store_new(
     }
 }
 
-pub async fn update(ctx: &Ctx, body: Bytes) -> Result<Response> {
+pub async fn update(ctx: &Ctx, body: Bytes) -> ApiResult<Response> {
     let new = content::decode_object(&ctx.headers, &body)?;
     write_existing(ctx, Ownership::Record, |_old| Ok(new.clone())).await
 }
 
-pub async fn patch(ctx: &Ctx, body: Bytes) -> Result<Response> {
+pub async fn patch(ctx: &Ctx, body: Bytes) -> ApiResult<Response> {
     let kind = PatchType::from_media_type(&content::content_type(&ctx.headers))?;
     if kind == PatchType::Apply {
         return server_side_apply(ctx, &body).await;
@@ -106,7 +106,7 @@ pub async fn patch(ctx: &Ctx, body: Bytes) -> Result<Response> {
 
 /// `application/apply-patch+yaml`: merge the applied configuration with field ownership,
 /// creating the object when it does not exist yet.
-async fn server_side_apply(ctx: &Ctx, body: &Bytes) -> Result<Response> {
+async fn server_side_apply(ctx: &Ctx, body: &Bytes) -> ApiResult<Response> {
     let config = super::apply::parse_config(body)?;
     let custom = ctx.state.custom.get(&ctx.def);
     let manager = ctx.params.field_manager.as_deref();
@@ -168,7 +168,7 @@ async fn admit_custom(
     obj: &mut Value,
     old: Option<&Value>,
     mut warnings: Vec<String>,
-) -> Result<Vec<String>> {
+) -> ApiResult<Vec<String>> {
     crate::crd::prepare_definition(&ctx.state, def, obj, old).await?;
     if ctx.state.custom.get(def).is_some() && !def.has_status {
         // Custom objects always track generation (upstream's customResourceStrategy); for
@@ -207,8 +207,8 @@ enum Ownership {
 async fn write_existing(
     ctx: &Ctx,
     ownership: Ownership,
-    change: impl Fn(&Value) -> Result<Value>,
-) -> Result<Response> {
+    change: impl Fn(&Value) -> ApiResult<Value>,
+) -> ApiResult<Response> {
     let (def, ns, name) = (&*ctx.def, ctx.ns(), ctx.name());
     let custom = ctx.state.custom.get(def);
     for _ in 0..MAX_RETRIES {
@@ -334,7 +334,7 @@ fn namespace_finalizers(def: &k3rs_core::ResourceDef, obj: &Value) -> Vec<String
 
 /// `PUT namespaces/{name}/finalize`: replace only `spec.finalizers`. Removing the last one
 /// of a Terminating namespace that has no metadata finalizers deletes it.
-pub async fn finalize(ctx: &Ctx, body: Bytes) -> Result<Response> {
+pub async fn finalize(ctx: &Ctx, body: Bytes) -> ApiResult<Response> {
     let wanted = content::decode_object(&ctx.headers, &body)?;
     let finalizers = wanted
         .pointer("/spec/finalizers")

@@ -17,7 +17,7 @@ use tokio_rustls::TlsConnector;
 use tracing::debug;
 
 use super::location::KubeletAddress;
-use crate::error::{ApiError, Result};
+use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 
 /// How long connecting to a kubelet (TCP and TLS) may take; an unreachable node must not
@@ -45,7 +45,7 @@ pub fn forwarded_headers(from: &HeaderMap) -> HeaderMap {
 
 /// The rustls client config for kubelets: trust the server CA, present the kubelet
 /// client certificate, and offer only HTTP/1.1 (upgrades do not exist in HTTP/2).
-fn tls_config(state: &AppState) -> Result<Arc<rustls::ClientConfig>> {
+fn tls_config(state: &AppState) -> ApiResult<Arc<rustls::ClientConfig>> {
     let config = &state.config;
     let base = k3rs_certs::tls::client_config(
         &config.server_ca_pem,
@@ -101,7 +101,7 @@ pub async fn forward(
     address: &KubeletAddress,
     path_and_query: &str,
     mut parts: Parts,
-) -> Result<Response> {
+) -> ApiResult<Response> {
     let authority = address.authority();
     let server_name = rustls::pki_types::ServerName::try_from(address.host.clone())
         .map_err(|e| dial_error(format!("{}: {e}", address.host)))?;

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
-use crate::error::{ApiError, Result};
+use crate::error::{ApiError, ApiResult};
 
 /// The annotation naming the container `kubectl` and the API use when none is given.
 pub const DEFAULT_CONTAINER_ANNOTATION: &str = "kubectl.kubernetes.io/default-container";
@@ -67,7 +67,7 @@ fn all_containers(pod: &Value) -> Vec<&str> {
 }
 
 /// The container a request is for: the one named, or the pod's default one.
-pub fn container(pod: &Value, requested: Option<&str>) -> Result<String> {
+pub fn container(pod: &Value, requested: Option<&str>) -> ApiResult<String> {
     let pod_name = pod["metadata"]["name"].as_str().unwrap_or_default();
     let all = all_containers(pod);
     if let Some(name) = requested.filter(|n| !n.is_empty()) {
@@ -116,7 +116,7 @@ impl KubeletAddress {
 
 /// The kubelet of a Node: its first InternalIP (then ExternalIP, then Hostname, as k3s
 /// configures `--kubelet-preferred-address-types`) and its reported kubelet port.
-pub fn kubelet_address(node: &Value) -> Result<KubeletAddress> {
+pub fn kubelet_address(node: &Value) -> ApiResult<KubeletAddress> {
     let addresses: Vec<(&str, &str)> = node["status"]["addresses"]
         .as_array()
         .into_iter()

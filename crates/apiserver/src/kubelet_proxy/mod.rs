@@ -32,7 +32,7 @@ use k3rs_core::ResourceDef;
 pub use location::Subresource;
 
 use crate::authz::RequestAttributes;
-use crate::error::{ApiError, Result};
+use crate::error::{ApiError, ApiResult};
 use crate::path::ResourcePath;
 use crate::AppState;
 
@@ -52,7 +52,7 @@ pub async fn handle(
     namespace: String,
     name: String,
     parts: Parts,
-) -> Result<Response> {
+) -> ApiResult<Response> {
     let allowed_methods: &[Method] = if subresource.is_stream() {
         &[Method::GET, Method::POST]
     } else {
@@ -115,7 +115,7 @@ fn authorize_create(
     subresource: Subresource,
     namespace: &str,
     name: &str,
-) -> Result<()> {
+) -> ApiResult<()> {
     let Some(identity) = parts.extensions.get::<crate::auth::Identity>() else {
         return Err(ApiError::unauthorized());
     };

@@ -8,7 +8,7 @@ pub mod token;
 use serde_json::{json, Value};
 
 use crate::auth::Identity;
-use crate::error::{ApiError, Result};
+use crate::error::{ApiError, ApiResult};
 use crate::object;
 use crate::AppState;
 use token::{BoundRef, Claims, KubernetesClaims};
@@ -35,7 +35,7 @@ async fn uid_of(
     plural: &str,
     ns: Option<&str>,
     name: &str,
-) -> Result<Option<String>> {
+) -> ApiResult<Option<String>> {
     let def = state.find("", "v1", plural).expect("built in");
     Ok(state
         .store
@@ -98,7 +98,7 @@ pub async fn token_request(
     ns: &str,
     name: &str,
     mut request: Value,
-) -> Result<Value> {
+) -> ApiResult<Value> {
     let sa_uid = uid_of(state, "serviceaccounts", Some(ns), name)
         .await?
         .ok_or_else(|| ApiError::not_found("", "serviceaccounts", name))?;

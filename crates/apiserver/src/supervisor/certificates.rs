@@ -15,9 +15,10 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use http::{HeaderMap, StatusCode};
 use k3rs_certs::csr::SigningRequest;
+use k3rs_core::validation::is_dns1123_subdomain;
 
 use super::caller::{self, Caller};
-use super::{is_node_name, node_password, settings, text, Refusal};
+use super::{node_password, settings, text, Refusal};
 use crate::AppState;
 use k3rs_core::join::{CONTROLLER_USER, NODE_IP_HEADER, NODE_NAME_HEADER, NODE_PASSWORD_HEADER};
 
@@ -44,7 +45,7 @@ fn node_claim(headers: &HeaderMap) -> Result<NodeClaim, Refusal> {
     let name = header(headers, NODE_NAME_HEADER)
         .ok_or_else(|| Refusal::bad_request(format!("missing {NODE_NAME_HEADER} header")))?
         .to_ascii_lowercase();
-    if !is_node_name(&name) {
+    if !is_dns1123_subdomain(&name) {
         return Err(Refusal::bad_request(format!(
             "invalid {NODE_NAME_HEADER} header {name:?}: not a lowercase DNS subdomain"
         )));
@@ -249,11 +250,19 @@ mod tests {
 
     #[test]
     fn node_names() {
-        assert!(is_node_name("n1"));
-        assert!(is_node_name("node-1.example.com"));
-        assert!(!is_node_name("-n1"));
-        assert!(!is_node_name("n1."));
-        assert!(!is_node_name("N1"));
-        assert!(!is_node_name(""));
+        let ok = |name: &str| {
+            node_claim(&headers(&[
+                ("K3rs-Node-Name", name),
+                ("K3rs-Node-Password", "pw"),
+            ]))
+            .is_ok()
+        };
+        assert!(ok("n1"));
+        assert!(ok("node-1.example.com"));
+        // The header is lower-cased first, as k3s does.
+        assert!(ok("N1"));
+        assert!(!ok("-n1"));
+        assert!(!ok("n1."));
+        assert!(!ok("n_1"));
     }
 }

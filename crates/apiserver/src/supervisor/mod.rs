@@ -138,22 +138,6 @@ pub(crate) fn routes() -> Router<AppState> {
         )
 }
 
-/// A node name must be a lowercase DNS subdomain: it becomes a Node name, a certificate
-/// CN and part of a Secret name.
-pub fn is_node_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
-}
-
 /// The supervisor settings, or 503 when this server was started without them (it can
 /// then hand out its CA but not sign certificates).
 pub(crate) fn settings(state: &AppState) -> Result<&Settings, Refusal> {

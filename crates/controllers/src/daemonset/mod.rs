@@ -40,7 +40,9 @@ use plan::{Doomed, NodeView, Plan, Revision, Rollout, TEMPLATE_GENERATION_LABEL}
 /// again anyway (upstream's expectations timeout).
 const EXPECTATIONS_TIMEOUT: Duration = Duration::from_secs(30);
 
-struct State {
+/// What every reconcile of the DaemonSet controller shares: the term's context, the
+/// ControllerRevision cache and the expectations of pods not yet seen.
+struct DaemonSetController {
     ctx: Arc<Context>,
     revisions: Store<ControllerRevision>,
     /// Per DaemonSet uid: writes we made that the pod informer has not shown yet.
@@ -66,7 +68,7 @@ pub async fn run(ctx: Arc<Context>) -> Result<()> {
     .touched_objects();
     let controller = Controller::new(Api::<DaemonSet>::all(client), watcher::Config::default());
     let daemonsets = controller.store();
-    let state = Arc::new(State {
+    let state = Arc::new(DaemonSetController {
         ctx: ctx.clone(),
         revisions,
         expectations: Mutex::default(),
@@ -92,12 +94,12 @@ pub async fn run(ctx: Arc<Context>) -> Result<()> {
     Ok(())
 }
 
-fn error_policy(ds: Arc<DaemonSet>, err: &crate::Error, _: Arc<State>) -> Action {
+fn error_policy(ds: Arc<DaemonSet>, err: &crate::Error, _: Arc<DaemonSetController>) -> Action {
     warn!(daemonset = %ds.name_any(), namespace = ?ds.namespace(), error = %err, "syncing daemonset failed; retrying");
     Action::requeue(RETRY_AFTER_ERROR)
 }
 
-async fn reconcile(ds: Arc<DaemonSet>, state: Arc<State>) -> Result<Action> {
+async fn reconcile(ds: Arc<DaemonSet>, state: Arc<DaemonSetController>) -> Result<Action> {
     if ds.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
@@ -256,7 +258,7 @@ fn scaled(value: Option<&IntOrString>, total: usize, default: usize) -> usize {
     }
 }
 
-impl State {
+impl DaemonSetController {
     /// A fresh recorder for each event: a shared one folds every event with the same
     /// reason about one object into a single series that keeps the first message, which
     /// would hide which pods were created or deleted.

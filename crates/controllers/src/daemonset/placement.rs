@@ -125,7 +125,7 @@ pub fn placement(spec: &PodSpec, node: &Node) -> Placement {
         taints.iter().filter(|t| t.effect == effect).any(|t| {
             !tolerations
                 .iter()
-                .any(|tol| crate::matching::tolerates(tol, t))
+                .any(|tol| k3rs_core::scheduling::tolerates(tol, t))
         })
     };
     let evicting = untolerated("NoExecute");

@@ -37,7 +37,9 @@ use crate::{Error, Result};
 /// its way, so look again soon.
 const RETRY_AFTER_CONFLICT: Duration = Duration::from_millis(500);
 
-struct State {
+/// What every reconcile of the Deployment controller shares: the term's context, the
+/// ReplicaSet cache and the event sink.
+struct DeploymentController {
     ctx: Arc<Context>,
     sets: Store<ReplicaSet>,
     events: EventSink,
@@ -53,7 +55,7 @@ pub async fn run(ctx: Arc<Context>) -> Result<()> {
     .reflect(writer)
     .touched_objects();
     let (events, drain) = EventSink::new(ctx.clone(), "deployment-controller");
-    let state = Arc::new(State { ctx, sets, events });
+    let state = Arc::new(DeploymentController { ctx, sets, events });
     let controller = Controller::new(
         Api::<Deployment>::all(state.ctx.client.clone()),
         watcher::Config::default(),
@@ -72,13 +74,13 @@ pub async fn run(ctx: Arc<Context>) -> Result<()> {
     })
 }
 
-async fn reconcile(d: Arc<Deployment>, state: Arc<State>) -> Result<Action> {
+async fn reconcile(d: Arc<Deployment>, state: Arc<DeploymentController>) -> Result<Action> {
     // Deciding without the ReplicaSets would start a second rollout.
     let _ = state.sets.wait_until_ready().await;
     sync::Sync::new(&state, Deployment::clone(&d)).run().await
 }
 
-fn error_policy(d: Arc<Deployment>, err: &Error, _state: Arc<State>) -> Action {
+fn error_policy(d: Arc<Deployment>, err: &Error, _state: Arc<DeploymentController>) -> Action {
     if let Error::Kube { source, .. } = err {
         if is_conflict(source) {
             debug!(deployment = %d.name_any(), error = %err, "conflict; retrying");

@@ -16,14 +16,14 @@ use serde_json::json;
 use super::revision::{self, available, replicas};
 use super::rollout::{self, desired_replicas, max_surge, max_unavailable};
 use super::status::{self, PROGRESSING};
-use super::State;
+use super::DeploymentController;
 use crate::error::{is_conflict, is_not_found, KubeContext};
 use crate::pod_control::{controller_ref, owner_reference};
 use crate::replicaset::{api_message, selector};
 use crate::Result;
 
 pub struct Sync<'a> {
-    state: &'a State,
+    state: &'a DeploymentController,
     /// The deployment as last read or written.
     d: Deployment,
     deployments: Api<Deployment>,
@@ -32,7 +32,7 @@ pub struct Sync<'a> {
 }
 
 impl<'a> Sync<'a> {
-    pub fn new(state: &'a State, d: Deployment) -> Self {
+    pub fn new(state: &'a DeploymentController, d: Deployment) -> Self {
         let ns = d.namespace().unwrap_or_default();
         let client = state.ctx.client.clone();
         Sync {

@@ -53,7 +53,9 @@ pub const RETRY_AFTER_CONFLICT: Duration = Duration::from_millis(500);
 
 const CONTROLLER_NAME: &str = "endpoint-controller";
 
-struct State {
+/// What every reconcile of the Endpoints controller shares: the term's context, the
+/// Endpoints cache and the Service membership index.
+struct EndpointsController {
     ctx: Arc<Context>,
     endpoints: Store<Endpoints>,
     membership: Membership,
@@ -89,7 +91,7 @@ pub async fn run(ctx: Arc<Context>) -> Result<()> {
     .default_backoff()
     .touched_objects();
 
-    let state = Arc::new(State {
+    let state = Arc::new(EndpointsController {
         ctx: ctx.clone(),
         endpoints: endpoints.clone(),
         membership: Membership::default(),
@@ -121,7 +123,7 @@ pub async fn run(ctx: Arc<Context>) -> Result<()> {
     Ok(())
 }
 
-async fn reconcile(service: Arc<Service>, state: Arc<State>) -> Result<Action> {
+async fn reconcile(service: Arc<Service>, state: Arc<EndpointsController>) -> Result<Action> {
     let namespace = service.namespace().unwrap_or_default();
     let name = service.name_any();
     if managed_selector(&service).is_none() {
@@ -159,7 +161,12 @@ async fn reconcile(service: Arc<Service>, state: Arc<State>) -> Result<Action> {
     Ok(Action::await_change())
 }
 
-async fn write(state: &State, service: &Service, endpoints: Endpoints, create: bool) -> Result<()> {
+async fn write(
+    state: &EndpointsController,
+    service: &Service,
+    endpoints: Endpoints,
+    create: bool,
+) -> Result<()> {
     let namespace = service.namespace().unwrap_or_default();
     let api: Api<Endpoints> = Api::namespaced(state.ctx.client.clone(), &namespace);
     let name = service.name_any();
@@ -202,7 +209,7 @@ async fn write(state: &State, service: &Service, endpoints: Endpoints, create: b
     Err(err).context(format!("writing endpoints {namespace}/{name}"))
 }
 
-fn error_policy(_service: Arc<Service>, err: &Error, _state: Arc<State>) -> Action {
+fn error_policy(_service: Arc<Service>, err: &Error, _state: Arc<EndpointsController>) -> Action {
     match err {
         Error::Kube { source, .. } if is_conflict(source) || is_not_found(source) => {
             Action::requeue(RETRY_AFTER_CONFLICT)
@@ -217,7 +224,7 @@ fn error_policy(_service: Arc<Service>, err: &Error, _state: Arc<State>) -> Acti
 /// Delete the Endpoints of Services as they are deleted, and once per term those whose
 /// Service is gone (deleted while no controller watched).
 async fn remove_orphans(
-    state: Arc<State>,
+    state: Arc<EndpointsController>,
     services: Store<Service>,
     mut deleted: mpsc::UnboundedReceiver<Service>,
 ) {
@@ -239,7 +246,7 @@ async fn remove_orphans(
     }
 }
 
-async fn delete_endpoints(state: &State, namespace: &str, name: &str) {
+async fn delete_endpoints(state: &EndpointsController, namespace: &str, name: &str) {
     let api: Api<Endpoints> = Api::namespaced(state.ctx.client.clone(), namespace);
     match api.delete(name, &DeleteParams::default()).await {
         Ok(_) => {}

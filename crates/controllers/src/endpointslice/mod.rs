@@ -39,7 +39,9 @@ use tracker::Tracker;
 /// How soon a Service whose slices are not yet caught up in the cache is tried again.
 const RETRY_WHILE_STALE: Duration = Duration::from_millis(200);
 
-struct State {
+/// What every reconcile of the EndpointSlice controller shares: the term's context, the
+/// cache of our slices, the tracker of our own writes and the Service membership index.
+struct EndpointSliceController {
     ctx: Arc<Context>,
     slices: Store<EndpointSlice>,
     tracker: Arc<Tracker>,
@@ -59,7 +61,7 @@ pub async fn run(ctx: Arc<Context>) -> Result<()> {
     .default_backoff()
     .inspect_ok(move |event| observer.observe(event))
     .touched_objects();
-    let state = Arc::new(State {
+    let state = Arc::new(EndpointSliceController {
         ctx: ctx.clone(),
         slices,
         tracker,
@@ -106,7 +108,7 @@ pub async fn run(ctx: Arc<Context>) -> Result<()> {
     Ok(())
 }
 
-async fn reconcile(service: Arc<Service>, state: Arc<State>) -> Result<Action> {
+async fn reconcile(service: Arc<Service>, state: Arc<EndpointSliceController>) -> Result<Action> {
     let namespace = service.namespace().unwrap_or_default();
     let name = service.name_any();
     if managed_selector(&service).is_none() {
@@ -158,7 +160,7 @@ async fn reconcile(service: Arc<Service>, state: Arc<State>) -> Result<Action> {
 
 /// Creates and updates first, deletes last (so traffic never sees fewer endpoints than
 /// necessary), recording every successful write in the tracker.
-async fn apply(state: &State, service: &Service, plan: Plan) -> Result<()> {
+async fn apply(state: &EndpointSliceController, service: &Service, plan: Plan) -> Result<()> {
     let namespace = service.namespace().unwrap_or_default();
     let name = service.name_any();
     let api: Api<EndpointSlice> = Api::namespaced(state.ctx.client.clone(), &namespace);
@@ -215,7 +217,11 @@ async fn apply(state: &State, service: &Service, plan: Plan) -> Result<()> {
     Err(err).context(format!("syncing endpointslices of {namespace}/{name}"))
 }
 
-fn error_policy(_service: Arc<Service>, err: &Error, _state: Arc<State>) -> Action {
+fn error_policy(
+    _service: Arc<Service>,
+    err: &Error,
+    _state: Arc<EndpointSliceController>,
+) -> Action {
     match err {
         Error::Kube { source, .. } if is_conflict(source) || is_not_found(source) => {
             Action::requeue(RETRY_AFTER_CONFLICT)

@@ -12,11 +12,13 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 pub struct WorkQueue<T> {
-    state: Mutex<State<T>>,
+    items: Mutex<QueuedItems<T>>,
     ready: Notify,
 }
 
-struct State<T> {
+/// The items of a [`WorkQueue`]: ready in order, the set of those queued (to drop
+/// duplicates), and those waiting for their time.
+struct QueuedItems<T> {
     order: VecDeque<T>,
     queued: HashSet<T>,
     delayed: Vec<(Instant, T)>,
@@ -25,7 +27,7 @@ struct State<T> {
 impl<T: Clone + Eq + Hash> Default for WorkQueue<T> {
     fn default() -> Self {
         WorkQueue {
-            state: Mutex::new(State {
+            items: Mutex::new(QueuedItems {
                 order: VecDeque::new(),
                 queued: HashSet::new(),
                 delayed: Vec::new(),
@@ -38,9 +40,9 @@ impl<T: Clone + Eq + Hash> Default for WorkQueue<T> {
 impl<T: Clone + Eq + Hash> WorkQueue<T> {
     pub fn push(&self, item: T) {
         let added = {
-            let mut state = self.state.lock().expect("queue lock");
-            if state.queued.insert(item.clone()) {
-                state.order.push_back(item);
+            let mut items = self.items.lock().expect("queue lock");
+            if items.queued.insert(item.clone()) {
+                items.order.push_back(item);
                 true
             } else {
                 false
@@ -59,18 +61,18 @@ impl<T: Clone + Eq + Hash> WorkQueue<T> {
 
     /// Queue `item` again after `delay`.
     pub fn push_after(&self, item: T, delay: Duration) {
-        let mut state = self.state.lock().expect("queue lock");
-        state.delayed.push((Instant::now() + delay, item));
+        let mut items = self.items.lock().expect("queue lock");
+        items.delayed.push((Instant::now() + delay, item));
     }
 
     /// Move delayed items whose time has come into the queue.
     pub fn promote_due(&self) {
         let now = Instant::now();
         let due: Vec<T> = {
-            let mut state = self.state.lock().expect("queue lock");
+            let mut items = self.items.lock().expect("queue lock");
             let (due, later): (Vec<_>, Vec<_>) =
-                state.delayed.drain(..).partition(|(at, _)| *at <= now);
-            state.delayed = later;
+                items.delayed.drain(..).partition(|(at, _)| *at <= now);
+            items.delayed = later;
             due.into_iter().map(|(_, item)| item).collect()
         };
         self.extend(due);
@@ -79,8 +81,8 @@ impl<T: Clone + Eq + Hash> WorkQueue<T> {
     /// Move every delayed item into the queue now.
     pub fn promote_all(&self) {
         let all: Vec<T> = {
-            let mut state = self.state.lock().expect("queue lock");
-            state.delayed.drain(..).map(|(_, item)| item).collect()
+            let mut items = self.items.lock().expect("queue lock");
+            items.delayed.drain(..).map(|(_, item)| item).collect()
         };
         self.extend(all);
     }
@@ -90,11 +92,11 @@ impl<T: Clone + Eq + Hash> WorkQueue<T> {
         loop {
             let notified = self.ready.notified();
             {
-                let mut state = self.state.lock().expect("queue lock");
-                if let Some(item) = state.order.pop_front() {
-                    state.queued.remove(&item);
+                let mut items = self.items.lock().expect("queue lock");
+                if let Some(item) = items.order.pop_front() {
+                    items.queued.remove(&item);
                     // Wake another worker if more is waiting.
-                    if !state.order.is_empty() {
+                    if !items.order.is_empty() {
                         self.ready.notify_one();
                     }
                     return item;
@@ -128,7 +130,7 @@ mod tests {
         q.push_after(8, Duration::ZERO);
         q.promote_due();
         assert_eq!(q.pop().await, 8);
-        assert_eq!(q.state.lock().unwrap().delayed.len(), 1);
+        assert_eq!(q.items.lock().unwrap().delayed.len(), 1);
         q.promote_all();
         assert_eq!(q.pop().await, 7);
     }

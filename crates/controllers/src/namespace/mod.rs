@@ -41,13 +41,15 @@ const DISCOVERY_TTL: Duration = Duration::from_secs(10);
 /// Resources emptied at the same time.
 const PARALLEL_DELETES: usize = 8;
 
-struct State {
+/// What every reconcile of the namespace controller shares: the client and the last
+/// discovery of the resources to empty.
+struct NamespaceController {
     client: Client,
     discovery: Mutex<Option<(Instant, Arc<Discovered>)>>,
 }
 
 pub async fn run(ctx: Arc<Context>) -> Result<()> {
-    let state = Arc::new(State {
+    let state = Arc::new(NamespaceController {
         client: ctx.client.clone(),
         discovery: Mutex::new(None),
     });
@@ -61,12 +63,12 @@ pub async fn run(ctx: Arc<Context>) -> Result<()> {
     Ok(())
 }
 
-fn error_policy(ns: Arc<Namespace>, err: &Error, _: Arc<State>) -> Action {
+fn error_policy(ns: Arc<Namespace>, err: &Error, _: Arc<NamespaceController>) -> Action {
     warn!(namespace = %ns.name_any(), error = %err, "namespace deletion failed; retrying");
     Action::requeue(RETRY_AFTER_ERROR)
 }
 
-async fn reconcile(ns: Arc<Namespace>, state: Arc<State>) -> Result<Action> {
+async fn reconcile(ns: Arc<Namespace>, state: Arc<NamespaceController>) -> Result<Action> {
     if ns.metadata.deletion_timestamp.is_none() || !has_finalizer(&ns) {
         return Ok(Action::await_change());
     }
@@ -89,7 +91,7 @@ fn has_finalizer(ns: &Namespace) -> bool {
 }
 
 /// One pass: delete everything in namespace `ns`, then count what is left.
-async fn empty(state: &State, ns: &str) -> Pass {
+async fn empty(state: &NamespaceController, ns: &str) -> Pass {
     let mut pass = Pass::default();
     let found = match state.discover().await {
         Ok(found) => found,
@@ -164,7 +166,7 @@ async fn empty_resource(
     (name, result)
 }
 
-impl State {
+impl NamespaceController {
     async fn discover(&self) -> Result<Arc<Discovered>, kube::Error> {
         if let Some((at, found)) = &*self.discovery.lock().expect("discovery lock") {
             if at.elapsed() < DISCOVERY_TTL {

@@ -48,7 +48,9 @@ const BURST: usize = 500;
 /// event that would wake it never comes.
 const EXPECTATIONS_RECHECK: Duration = Duration::from_secs(5);
 
-struct State {
+/// What every reconcile of the ReplicaSet controller shares: the term's context, the
+/// expectations of pods not yet seen and the event sink.
+struct ReplicaSetController {
     ctx: Arc<Context>,
     expectations: Arc<Expectations>,
     events: EventSink,
@@ -67,7 +69,7 @@ pub async fn run(ctx: Arc<Context>) -> Result<()> {
         move |pod: Pod| sets_for_pod(&pod, &sets, &expectations)
     };
     let pods = ctx.pods.subscribe();
-    let state = Arc::new(State {
+    let state = Arc::new(ReplicaSetController {
         ctx,
         expectations,
         events,
@@ -125,12 +127,12 @@ fn selects(
     !selector::is_empty(selector) && selector::matches(selector, pod.metadata.labels.as_ref())
 }
 
-fn error_policy(rs: Arc<ReplicaSet>, err: &Error, _state: Arc<State>) -> Action {
+fn error_policy(rs: Arc<ReplicaSet>, err: &Error, _state: Arc<ReplicaSetController>) -> Action {
     warn!(namespace = rs.namespace().unwrap_or_default(), replicaset = %rs.name_any(), error = %err, "sync failed; retrying");
     Action::requeue(RETRY_AFTER_ERROR)
 }
 
-async fn reconcile(rs: Arc<ReplicaSet>, state: Arc<State>) -> Result<Action> {
+async fn reconcile(rs: Arc<ReplicaSet>, state: Arc<ReplicaSetController>) -> Result<Action> {
     let ns = rs.namespace().unwrap_or_default();
     let key: Key = (ns.clone(), rs.name_any());
     let in_namespace: Vec<Arc<Pod>> = state
@@ -188,7 +190,7 @@ async fn reconcile(rs: Arc<ReplicaSet>, state: Arc<State>) -> Result<Action> {
 async fn claim_pods(
     rs: &ReplicaSet,
     in_namespace: &[Arc<Pod>],
-    state: &State,
+    state: &ReplicaSetController,
 ) -> Result<Vec<Arc<Pod>>> {
     let uid = rs.metadata.uid.as_deref().unwrap_or_default();
     let Some(spec) = rs.spec.as_ref() else {
@@ -239,7 +241,7 @@ fn owners_without(
 async fn set_pod_owners(
     pod: &Pod,
     owners: Option<Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>>,
-    state: &State,
+    state: &ReplicaSetController,
 ) -> Result<Option<Pod>> {
     let name = pod.name_any();
     let api: Api<Pod> = Api::namespaced(
@@ -265,7 +267,7 @@ async fn manage_replicas(
     rs: &ReplicaSet,
     key: &Key,
     active: &[&Pod],
-    state: &State,
+    state: &ReplicaSetController,
 ) -> Result<(), Failure> {
     let desired = rs
         .spec
@@ -287,7 +289,7 @@ async fn create_pods(
     rs: &ReplicaSet,
     key: &Key,
     count: usize,
-    state: &State,
+    state: &ReplicaSetController,
 ) -> Result<(), Failure> {
     let Some(template) = rs.spec.as_ref().and_then(|s| s.template.as_ref()) else {
         return Err(Failure {
@@ -347,7 +349,7 @@ async fn delete_pods(
     key: &Key,
     active: &[&Pod],
     count: usize,
-    state: &State,
+    state: &ReplicaSetController,
 ) -> Result<(), Failure> {
     let doomed: Vec<&Pod> = ranking::deletion_order(active)
         .into_iter()
@@ -403,7 +405,7 @@ async fn delete_pods(
 async fn write_status(
     rs: &ReplicaSet,
     status: &k8s_openapi::api::apps::v1::ReplicaSetStatus,
-    state: &State,
+    state: &ReplicaSetController,
 ) -> Result<()> {
     let patch = status::patch(status);
     let current = rs.status.as_ref().map(status::patch);

@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::cache::{NodeFacts, NodeInfo};
 use super::incoming::{Incoming, Topology};
 use super::resources::Resources;
-use crate::matching::{first_untolerated, tolerates};
+use crate::matching::first_untolerated;
+use k3rs_core::scheduling::tolerates;
 use k8s_openapi::api::core::v1::Taint;
 
 /// Why a node cannot take the pod.

@@ -6,7 +6,8 @@
 
 use super::cache::NodeInfo;
 use super::incoming::{Incoming, Topology, ZONE_KEY};
-use crate::matching::{node_term_matches, tolerates};
+use crate::matching::node_term_matches;
+use k3rs_core::scheduling::tolerates;
 
 const MAX: i64 = 100;
 

@@ -32,7 +32,9 @@ use crate::error::{is_conflict, is_not_found, KubeContext, Result};
 use crate::pod_control::{is_controlled_by, slow_start_batch};
 use plan::{Made, Revisions, Settings, Step};
 
-struct State {
+/// What every reconcile of the StatefulSet controller shares: the term's context and the
+/// ControllerRevision cache.
+struct StatefulSetController {
     ctx: Arc<Context>,
     revisions: Store<ControllerRevision>,
 }
@@ -47,7 +49,7 @@ pub async fn run(ctx: Arc<Context>) -> Result<()> {
     .default_backoff()
     .reflect(writer)
     .touched_objects();
-    let state = Arc::new(State {
+    let state = Arc::new(StatefulSetController {
         ctx: ctx.clone(),
         revisions,
     });
@@ -64,12 +66,16 @@ pub async fn run(ctx: Arc<Context>) -> Result<()> {
     Ok(())
 }
 
-fn error_policy(set: Arc<StatefulSet>, err: &crate::Error, _: Arc<State>) -> Action {
+fn error_policy(
+    set: Arc<StatefulSet>,
+    err: &crate::Error,
+    _: Arc<StatefulSetController>,
+) -> Action {
     warn!(statefulset = %set.name_any(), namespace = ?set.namespace(), error = %err, "syncing statefulset failed; retrying");
     Action::requeue(RETRY_AFTER_ERROR)
 }
 
-async fn reconcile(set: Arc<StatefulSet>, state: Arc<State>) -> Result<Action> {
+async fn reconcile(set: Arc<StatefulSet>, state: Arc<StatefulSetController>) -> Result<Action> {
     if set.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
@@ -188,7 +194,7 @@ struct Templates<'a> {
     update_name: &'a str,
 }
 
-impl State {
+impl StatefulSetController {
     /// A fresh recorder for each event: a shared one folds every event with the same
     /// reason about one object into a single series that keeps the first message, which
     /// would hide which pods were created or deleted.

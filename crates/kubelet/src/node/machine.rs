@@ -1,11 +1,13 @@
 //! Facts about this machine for the Node's status: capacity, nodeInfo, and the free
 //! memory, disk and PIDs the pressure conditions look at. Read from /proc, /sys and
-//! statvfs each time: cheap, and always current.
+//! statvfs (through [`crate::host_stats`]) each time: cheap, and always current.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+use crate::host_stats::{self, Filesystem};
 
 /// Kubelet's default pod limit.
 pub const MAX_PODS: u32 = 110;
@@ -14,20 +16,6 @@ fn read_trimmed(path: &str) -> String {
     std::fs::read_to_string(path)
         .map(|s| s.trim().to_string())
         .unwrap_or_default()
-}
-
-/// A field of /proc/meminfo in bytes.
-fn meminfo(field: &str) -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    meminfo_field(&text, field)
-}
-
-fn meminfo_field(text: &str, field: &str) -> Option<u64> {
-    text.lines().find_map(|line| {
-        let rest = line.strip_prefix(field)?.strip_prefix(':')?;
-        let kib: u64 = rest.split_whitespace().next()?.parse().ok()?;
-        Some(kib * 1024)
-    })
 }
 
 /// The machine's online CPUs, as upstream's kubelet counts them for capacity: all of
@@ -55,36 +43,16 @@ fn online_cpus(list: &str) -> Option<usize> {
 }
 
 pub fn memory_total() -> u64 {
-    meminfo("MemTotal").unwrap_or(0)
+    host_stats::meminfo_field("MemTotal").unwrap_or(0)
 }
 
 pub fn memory_available() -> u64 {
-    meminfo("MemAvailable").unwrap_or(0)
-}
-
-/// Size and free space of the filesystem holding a path.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Filesystem {
-    pub capacity: u64,
-    pub available: u64,
-    pub inodes: u64,
-    pub inodes_free: u64,
+    host_stats::meminfo_field("MemAvailable").unwrap_or(0)
 }
 
 /// The filesystem holding `path`; all zero when it cannot be read.
 pub fn filesystem(path: &Path) -> Filesystem {
-    match nix::sys::statvfs::statvfs(path) {
-        Ok(s) => {
-            let block = s.fragment_size();
-            Filesystem {
-                capacity: s.blocks() * block,
-                available: s.blocks_available() * block,
-                inodes: s.files(),
-                inodes_free: s.files_available(),
-            }
-        }
-        Err(_) => Filesystem::default(),
-    }
+    host_stats::filesystem(path).unwrap_or_default()
 }
 
 /// (limit, in use) of process IDs. The in-use count is the kernel's number of tasks
@@ -175,15 +143,6 @@ mod tests {
         assert_eq!(online_cpus("0"), Some(1));
         assert_eq!(online_cpus("x"), None);
         assert_eq!(online_cpus("3-1"), None);
-    }
-
-    #[test]
-    fn meminfo_fields_in_bytes() {
-        let text =
-            "MemTotal:       24596272 kB\nMemFree:        1000 kB\nMemAvailable:   2048 kB\n";
-        assert_eq!(meminfo_field(text, "MemTotal"), Some(24596272 * 1024));
-        assert_eq!(meminfo_field(text, "MemAvailable"), Some(2048 * 1024));
-        assert_eq!(meminfo_field(text, "Mem"), None);
     }
 
     #[test]

@@ -1,97 +1,74 @@
 //! Events about pods as the kubelet reports them (`Pulled`, `Created`, `Started`,
 //! `Killing`, `BackOff`, `Unhealthy`, `Failed`, `FailedMount`), so `kubectl describe pod`
-//! tells the story. Repeats of the same (pod, reason, message) bump the count of one Event.
+//! tells the story. Writing them (series, counts, recreating an Event the API lost) is
+//! [`k3rs_events`]'s; this module only says what a pod Event looks like and keeps the pod
+//! worker from ever waiting on one.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
-use chrono::{SecondsFormat, Utc};
-use k8s_openapi::api::core::v1::{Event, Pod};
-use kube::api::{Api, Patch, PatchParams, PostParams};
-use serde_json::json;
+use k3rs_events::{Event, EventType, Series};
+use k8s_openapi::api::core::v1::{ObjectReference, Pod};
+use tokio::sync::mpsc;
 use tracing::debug;
 
-/// Bound on remembered (pod, reason, message) keys; older ones are forgotten, which only
-/// means a new Event instead of a bumped count.
-const MAX_REMEMBERED: usize = 4096;
-
+/// The kubelet's event recorder: fire and forget, written in order by one task.
 #[derive(Clone)]
 pub struct Recorder {
-    client: kube::Client,
-    node: String,
-    seen: Arc<Mutex<HashMap<String, (String, i32)>>>,
+    queue: mpsc::UnboundedSender<(Event, ObjectReference)>,
 }
 
 impl Recorder {
+    /// Start the writer task (it ends when the last clone of the recorder is dropped).
     pub fn new(client: kube::Client, node: String) -> Recorder {
-        Recorder {
-            client,
-            node,
-            seen: Default::default(),
-        }
+        let writer = k3rs_events::Recorder::new(client, "kubelet", &node, Series::default())
+            .with_host(&node);
+        let (queue, mut pending) = mpsc::unbounded_channel::<(Event, ObjectReference)>();
+        k3rs_core::task::spawn(async move {
+            while let Some((event, regarding)) = pending.recv().await {
+                if let Err(err) = writer.publish(&event, &regarding).await {
+                    debug!(error = %err, "writing event");
+                }
+            }
+        });
+        Recorder { queue }
     }
 
     pub fn normal(&self, pod: &Pod, field: Option<&str>, reason: &str, message: String) {
-        self.emit(pod, field, "Normal", reason, message);
+        self.emit(pod, field, EventType::Normal, reason, message);
     }
 
     pub fn warning(&self, pod: &Pod, field: Option<&str>, reason: &str, message: String) {
-        self.emit(pod, field, "Warning", reason, message);
+        self.emit(pod, field, EventType::Warning, reason, message);
     }
 
-    /// Fire and forget: an event that cannot be written never holds up a pod.
-    fn emit(&self, pod: &Pod, field: Option<&str>, kind: &str, reason: &str, message: String) {
-        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        let uid = pod.metadata.uid.clone().unwrap_or_default();
-        let key = format!("{uid}/{}/{reason}/{message}", field.unwrap_or(""));
-        let (event_name, count) = {
-            let mut seen = self.seen.lock().expect("event table");
-            if seen.len() > MAX_REMEMBERED {
-                seen.clear();
-            }
-            let entry = seen
-                .entry(key)
-                .or_insert_with(|| (format!("{name}.{:016x}", rand::random::<u64>()), 0));
-            entry.1 += 1;
-            entry.clone()
+    /// Queue the event: one that cannot be written never holds up a pod.
+    fn emit(
+        &self,
+        pod: &Pod,
+        field: Option<&str>,
+        type_: EventType,
+        reason: &str,
+        message: String,
+    ) {
+        let event = Event {
+            type_,
+            reason: reason.to_string(),
+            note: Some(message),
+            action: String::new(),
+            secondary: None,
         };
-        let now = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
-        let event = json!({
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"name": event_name, "namespace": namespace},
-            "involvedObject": {
-                "apiVersion": "v1", "kind": "Pod", "name": name, "namespace": namespace,
-                "uid": uid, "fieldPath": field,
-            },
-            "reason": reason,
-            "message": message,
-            "type": kind,
-            "source": {"component": "kubelet", "host": self.node},
-            "reportingComponent": "kubelet",
-            "reportingInstance": self.node,
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": count,
-        });
-        let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
-        k3rs_core::task::spawn(async move {
-            let result = if count == 1 {
-                match serde_json::from_value::<Event>(event) {
-                    Ok(e) => api.create(&PostParams::default(), &e).await.map(|_| ()),
-                    Err(_) => return,
-                }
-            } else {
-                let patch = json!({"count": count, "lastTimestamp": now});
-                api.patch(&event_name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await
-                    .map(|_| ())
-            };
-            if let Err(err) = result {
-                debug!(error = %err, "writing event");
-            }
-        });
+        let _ = self.queue.send((event, pod_reference(pod, field)));
+    }
+}
+
+/// The `involvedObject` of an event about `pod` (and one of its containers, by `field`).
+fn pod_reference(pod: &Pod, field: Option<&str>) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Pod".into()),
+        name: pod.metadata.name.clone(),
+        namespace: pod.metadata.namespace.clone(),
+        uid: pod.metadata.uid.clone(),
+        field_path: field.map(str::to_string),
+        ..Default::default()
     }
 }
 

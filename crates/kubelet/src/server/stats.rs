@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use super::{HttpError, SharedState};
 use crate::cri::{api, labels};
+use crate::host_stats::{self, proc_field};
 
 /// The previous cumulative CPU reading of each container (and of the node, key `""`), to
 /// turn counters into rates.
@@ -542,24 +543,16 @@ async fn image_filesystem(cri: &crate::cri::Cri, now: &DateTime<Utc>) -> Option<
 }
 
 /// Size and use of the filesystem holding `path`.
-// statvfs counts are 32-bit on some targets, so the conversions are not useless everywhere.
-#[allow(clippy::useless_conversion)]
 fn filesystem(path: &Path, now: &DateTime<Utc>) -> Option<FsStats> {
-    let s = nix::sys::statvfs::statvfs(path).ok()?;
-    let block = u64::from(s.fragment_size());
-    let capacity = u64::from(s.blocks()) * block;
-    let available = u64::from(s.blocks_available()) * block;
-    let free = u64::from(s.blocks_free()) * block;
-    let inodes = u64::from(s.files());
-    let inodes_free = u64::from(s.files_free());
+    let fs = host_stats::filesystem(path)?;
     Some(FsStats {
         time: rfc3339(*now),
-        available_bytes: Some(available),
-        capacity_bytes: Some(capacity),
-        used_bytes: Some(capacity.saturating_sub(free)),
-        inodes_free: Some(inodes_free),
-        inodes: Some(inodes),
-        inodes_used: Some(inodes.saturating_sub(inodes_free)),
+        available_bytes: Some(fs.available),
+        capacity_bytes: Some(fs.capacity),
+        used_bytes: Some(fs.capacity.saturating_sub(fs.free)),
+        inodes_free: Some(fs.inodes_free),
+        inodes: Some(fs.inodes),
+        inodes_used: Some(fs.inodes.saturating_sub(fs.inodes_free)),
     })
 }
 
@@ -619,24 +612,6 @@ fn node_cpu(history: &CpuHistory, now_ns: i64, now: &DateTime<Utc>) -> Option<Cp
     })
 }
 
-/// A /proc/meminfo or /proc/vmstat field (meminfo's are in KiB).
-fn proc_field(text: &str, name: &str) -> Option<u64> {
-    text.lines().find_map(|line| {
-        let rest = line.strip_prefix(name)?;
-        let rest = rest.strip_prefix(':').unwrap_or(rest);
-        if !rest.starts_with(char::is_whitespace) {
-            return None;
-        }
-        let mut words = rest.split_whitespace();
-        let value: u64 = words.next()?.parse().ok()?;
-        Some(if words.next() == Some("kB") {
-            value * 1024
-        } else {
-            value
-        })
-    })
-}
-
 /// Node memory as upstream reports it: the working set is what is in use minus the
 /// page cache the kernel can drop first (inactive file pages).
 fn memory_from_proc(meminfo: &str, vmstat: &str, now: &DateTime<Utc>) -> Option<MemoryStats> {
@@ -657,9 +632,8 @@ fn memory_from_proc(meminfo: &str, vmstat: &str, now: &DateTime<Utc>) -> Option<
 }
 
 fn node_memory(now: &DateTime<Utc>) -> Option<MemoryStats> {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let vmstat = std::fs::read_to_string("/proc/vmstat").unwrap_or_default();
-    memory_from_proc(&meminfo, &vmstat, now)
+    let meminfo = host_stats::read_meminfo()?;
+    memory_from_proc(&meminfo, &host_stats::read_vmstat(), now)
 }
 
 /// Interfaces of /proc/net/dev other than loopback.
