@@ -26,10 +26,12 @@ pub mod labels {
     pub const GRACE_PERIOD: &str = "io.kubernetes.pod.terminationGracePeriod";
 }
 
+/// The connection. Its calls are made through [`crate::runtime::RuntimeService`], the
+/// seam tests fake; the raw clients are visible only to that implementation.
 #[derive(Clone)]
 pub struct Cri {
-    pub runtime: RuntimeServiceClient<Channel>,
-    pub images: ImageServiceClient<Channel>,
+    pub(crate) runtime: RuntimeServiceClient<Channel>,
+    pub(crate) images: ImageServiceClient<Channel>,
     pub socket: PathBuf,
 }
 

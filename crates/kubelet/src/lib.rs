@@ -132,7 +132,7 @@ async fn run_inner(config: Config, shutdown: Shutdown) -> Result<()> {
     };
     let cri = cri::Cri::connect(&socket)?;
     let runtime_version = cri.wait_ready(Duration::from_secs(30)).await?;
-    let runtime: Arc<dyn runtime::RuntimeService> = Arc::new(cri.clone());
+    let runtime: Arc<dyn runtime::RuntimeService> = Arc::new(cri);
     info!(runtime = %runtime_version, socket = %socket.display(), "container runtime ready");
 
     // Air-gap images first, so the first pods find them.
@@ -176,7 +176,7 @@ async fn run_inner(config: Config, shutdown: Shutdown) -> Result<()> {
         client_ca_pem: config.client_ca_pem.clone(),
         client: config.client.clone(),
         node_name: config.node_name.clone(),
-        cri: cri.clone(),
+        runtime: runtime.clone(),
         paths: paths.clone(),
     };
     let server_shutdown = shutdown.clone();

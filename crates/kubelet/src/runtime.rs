@@ -63,11 +63,24 @@ pub trait RuntimeService: Send + Sync {
         timeout_seconds: i64,
     ) -> Call<'_, api::ExecSyncResponse>;
 
+    /// Streaming sessions: the URL of the runtime's streaming server that serves the
+    /// session (the kubelet API proxies the client to it).
+    fn exec(&self, request: api::ExecRequest) -> Call<'_, String>;
+    fn attach(&self, request: api::AttachRequest) -> Call<'_, String>;
+    fn port_forward(&self, sandbox_id: &str, ports: Vec<i32>) -> Call<'_, String>;
+
+    /// Usage of every container, for the kubelet's stats summary.
+    fn list_container_stats(&self) -> Call<'_, Vec<api::ContainerStats>>;
+    /// Pod-level usage (network above all); runtimes without it answer `Unimplemented`.
+    fn list_pod_sandbox_stats(&self) -> Call<'_, Vec<api::PodSandboxStats>>;
+
     /// The image if the runtime holds it.
     fn image_status(&self, image: &str) -> Call<'_, Option<api::Image>>;
     /// Pull the image; the reference the runtime resolved it to.
     fn pull_image(&self, image: &str) -> Call<'_, String>;
     fn list_images(&self) -> Call<'_, Vec<api::Image>>;
+    /// What the images take on the filesystems that hold them.
+    fn image_fs_info(&self) -> Call<'_, Vec<api::FilesystemUsage>>;
 }
 
 /// containerd (or any CRI runtime) over gRPC. Every call clones the tonic client, which
@@ -229,6 +242,51 @@ impl RuntimeService for Cri {
         async move { Ok(runtime.exec_sync(request).await?.into_inner()) }.boxed()
     }
 
+    fn exec(&self, request: api::ExecRequest) -> Call<'_, String> {
+        let mut runtime = self.runtime.clone();
+        async move { Ok(runtime.exec(request).await?.into_inner().url) }.boxed()
+    }
+
+    fn attach(&self, request: api::AttachRequest) -> Call<'_, String> {
+        let mut runtime = self.runtime.clone();
+        async move { Ok(runtime.attach(request).await?.into_inner().url) }.boxed()
+    }
+
+    fn port_forward(&self, sandbox_id: &str, ports: Vec<i32>) -> Call<'_, String> {
+        let mut runtime = self.runtime.clone();
+        let request = api::PortForwardRequest {
+            pod_sandbox_id: sandbox_id.to_string(),
+            port: ports,
+        };
+        async move { Ok(runtime.port_forward(request).await?.into_inner().url) }.boxed()
+    }
+
+    fn list_container_stats(&self) -> Call<'_, Vec<api::ContainerStats>> {
+        let mut runtime = self.runtime.clone();
+        async move {
+            let request = api::ListContainerStatsRequest::default();
+            Ok(runtime
+                .list_container_stats(request)
+                .await?
+                .into_inner()
+                .stats)
+        }
+        .boxed()
+    }
+
+    fn list_pod_sandbox_stats(&self) -> Call<'_, Vec<api::PodSandboxStats>> {
+        let mut runtime = self.runtime.clone();
+        async move {
+            let request = api::ListPodSandboxStatsRequest::default();
+            Ok(runtime
+                .list_pod_sandbox_stats(request)
+                .await?
+                .into_inner()
+                .stats)
+        }
+        .boxed()
+    }
+
     fn image_status(&self, image: &str) -> Call<'_, Option<api::Image>> {
         let mut images = self.images.clone();
         let request = api::ImageStatusRequest {
@@ -253,6 +311,19 @@ impl RuntimeService for Cri {
         async move {
             let request = api::ListImagesRequest { filter: None };
             Ok(images.list_images(request).await?.into_inner().images)
+        }
+        .boxed()
+    }
+
+    fn image_fs_info(&self) -> Call<'_, Vec<api::FilesystemUsage>> {
+        let mut images = self.images.clone();
+        async move {
+            let request = api::ImageFsInfoRequest {};
+            Ok(images
+                .image_fs_info(request)
+                .await?
+                .into_inner()
+                .image_filesystems)
         }
         .boxed()
     }

@@ -27,9 +27,15 @@ pub enum Recorded {
     StopContainer { id: String, timeout: i64 },
     RemoveContainer(String),
     ExecSync { id: String, command: Vec<String> },
+    Exec(String),
+    Attach(String),
+    PortForward(String),
+    ListContainerStats,
+    ListPodSandboxStats,
     ImageStatus(String),
     PullImage(String),
     ListImages,
+    ImageFsInfo,
 }
 
 impl Recorded {
@@ -42,8 +48,11 @@ impl Recorded {
                 | Recorded::PodSandboxStatus(_)
                 | Recorded::ListContainers
                 | Recorded::ContainerStatus(_)
+                | Recorded::ListContainerStats
+                | Recorded::ListPodSandboxStats
                 | Recorded::ImageStatus(_)
                 | Recorded::ListImages
+                | Recorded::ImageFsInfo
         )
     }
 }
@@ -425,6 +434,36 @@ impl RuntimeService for FakeRuntime {
         async move { result }.boxed()
     }
 
+    fn exec(&self, request: api::ExecRequest) -> Call<'_, String> {
+        drop(self.record(Recorded::Exec(request.container_id.clone())));
+        let url = format!("http://streaming.invalid/exec/{}", request.container_id);
+        async move { Ok(url) }.boxed()
+    }
+
+    fn attach(&self, request: api::AttachRequest) -> Call<'_, String> {
+        drop(self.record(Recorded::Attach(request.container_id.clone())));
+        let url = format!("http://streaming.invalid/attach/{}", request.container_id);
+        async move { Ok(url) }.boxed()
+    }
+
+    fn port_forward(&self, sandbox_id: &str, _ports: Vec<i32>) -> Call<'_, String> {
+        drop(self.record(Recorded::PortForward(sandbox_id.to_string())));
+        let url = format!("http://streaming.invalid/portforward/{sandbox_id}");
+        async move { Ok(url) }.boxed()
+    }
+
+    /// The fake measures nothing.
+    fn list_container_stats(&self) -> Call<'_, Vec<api::ContainerStats>> {
+        drop(self.record(Recorded::ListContainerStats));
+        async move { Ok(Vec::new()) }.boxed()
+    }
+
+    /// As containerd 1.6, which has no pod-level stats.
+    fn list_pod_sandbox_stats(&self) -> Call<'_, Vec<api::PodSandboxStats>> {
+        drop(self.record(Recorded::ListPodSandboxStats));
+        async move { Err(tonic::Status::unimplemented("ListPodSandboxStats")) }.boxed()
+    }
+
     fn image_status(&self, image: &str) -> Call<'_, Option<api::Image>> {
         let world = self.record(Recorded::ImageStatus(image.to_string()));
         let present = self.all_images_present || world.images.contains(image);
@@ -456,5 +495,10 @@ impl RuntimeService for FakeRuntime {
             })
             .collect();
         async move { Ok(images) }.boxed()
+    }
+
+    fn image_fs_info(&self) -> Call<'_, Vec<api::FilesystemUsage>> {
+        drop(self.record(Recorded::ImageFsInfo));
+        async move { Ok(Vec::new()) }.boxed()
     }
 }
