@@ -25,6 +25,7 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use super::backoff::{Backoff, ContainerKey};
 use super::probe::ProbeKind;
 use super::runtime_state::{ContainerRecord, PodRuntimeState};
+use crate::cri::api;
 
 /// The grace period when neither the deletion nor the spec gives one, as upstream.
 const DEFAULT_GRACE_SECONDS: i64 = 30;
@@ -216,8 +217,8 @@ pub fn plan(i: &PlanInputs<'_>) -> Vec<Action> {
     actions
 }
 
-fn is_ready(sandbox: &k8s_cri::v1::PodSandbox) -> bool {
-    sandbox.state == k8s_cri::v1::PodSandboxState::SandboxReady as i32
+fn is_ready(sandbox: &api::PodSandbox) -> bool {
+    sandbox.state == api::PodSandboxState::SandboxReady as i32
 }
 
 /// No ready sandbox: a new one, after stopping the old (a dead sandbox may still hold its
@@ -387,7 +388,7 @@ fn restart_or_back_off(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cri::{api, labels};
+    use crate::cri::labels;
     use serde_json::json;
 
     fn pod(policy: &str, inits: &[&str], containers: &[&str]) -> Pod {
