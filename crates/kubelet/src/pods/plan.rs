@@ -25,6 +25,7 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use super::backoff::{Backoff, ContainerKey};
 use super::probe::ProbeKind;
 use super::runtime_state::{ContainerRecord, PodRuntimeState};
+use super::spec::container_hash;
 use crate::cri::api;
 
 /// The grace period when neither the deletion nor the spec gives one, as upstream.
@@ -109,6 +110,9 @@ pub enum Start {
 pub enum KillReason {
     /// Its liveness or startup probe failed; it will be restarted.
     ProbeFailed(ProbeFailure),
+    /// The pod's spec of the container changed (a new image): a `StartContainer` follows
+    /// in the same plan, whatever the restart policy, as upstream.
+    SpecChanged,
 }
 
 /// Why one of the pod's sandboxes is stopped.
@@ -312,6 +316,24 @@ fn plan_containers(i: &PlanInputs<'_>, actions: &mut Vec<Action>) {
                 container,
                 start: Start::First,
             }),
+            Some(r) if r.running() && spec_changed(c, r) => {
+                actions.push(Action::KillContainer {
+                    container: container.clone(),
+                    id: r.id.clone(),
+                    reason: KillReason::SpecChanged,
+                    grace: grace_period(i.pod),
+                });
+                // Not an exit of its own: the back-off does not count it.
+                actions.push(Action::StartContainer {
+                    container,
+                    start: Start::Restart {
+                        restart_count: r.restart_count() + 1,
+                        exited_id: r.id.clone(),
+                        exited_attempt: r.attempt,
+                        count_exit: false,
+                    },
+                });
+            }
             Some(r) if r.running() => {
                 if let Some(failure) = i.probe_failures.get(&r.id) {
                     actions.push(Action::KillContainer {
@@ -333,6 +355,14 @@ fn plan_containers(i: &PlanInputs<'_>, actions: &mut Vec<Action>) {
             }),
         }
     }
+}
+
+/// Whether the instance was created from another spec than the pod's now. Instances that
+/// carry no hash (created before the kubelet recorded one) are taken as current.
+fn spec_changed(c: &Container, record: &ContainerRecord) -> bool {
+    record
+        .spec_hash()
+        .is_some_and(|hash| hash != container_hash(c))
 }
 
 /// Whether a regular container that exited with `exit_code` is restarted.
@@ -776,6 +806,52 @@ mod tests {
                 grace: 7,
             }]
         );
+    }
+
+    #[test]
+    fn a_changed_image_restarts_the_container_whatever_the_policy() {
+        let known = Known::new();
+        let now = Instant::now();
+        for policy in ["Always", "OnFailure", "Never"] {
+            let mut pod = pod(policy, &[], &["app"]);
+            let mut runtime = view(&[("app", "c1", ContainerRunning, 0, 2)]);
+            // Created by an agent that recorded no hash: left alone.
+            pod.spec.as_mut().unwrap().containers[0].image = Some("busybox:2".into());
+            assert_eq!(known.plan(&pod, &runtime, now), [], "{policy}");
+
+            let created_from = container_hash(&Container {
+                image: Some("busybox".into()),
+                ..Container::default()
+            });
+            runtime.containers.get_mut("app").unwrap()[0]
+                .status
+                .annotations
+                .insert(labels::CONTAINER_HASH.into(), created_from);
+            assert_eq!(
+                known.plan(&pod, &runtime, now),
+                [
+                    Action::KillContainer {
+                        container: regular(0, "app"),
+                        id: "c1".into(),
+                        reason: KillReason::SpecChanged,
+                        grace: 30,
+                    },
+                    Action::StartContainer {
+                        container: regular(0, "app"),
+                        start: Start::Restart {
+                            restart_count: 3,
+                            exited_id: "c1".into(),
+                            exited_attempt: 2,
+                            count_exit: false,
+                        },
+                    },
+                ],
+                "{policy}"
+            );
+            // The same image as the spec: nothing to do.
+            pod.spec.as_mut().unwrap().containers[0].image = Some("busybox".into());
+            assert_eq!(known.plan(&pod, &runtime, now), [], "{policy}");
+        }
     }
 
     #[test]

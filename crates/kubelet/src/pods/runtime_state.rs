@@ -30,6 +30,15 @@ impl ContainerRecord {
         self.state() == api::ContainerState::ContainerExited
     }
 
+    /// The hash of the spec the container was created from (`spec::container_hash`);
+    /// `None` for containers created by an agent that did not record it.
+    pub fn spec_hash(&self) -> Option<&str> {
+        self.status
+            .annotations
+            .get(labels::CONTAINER_HASH)
+            .map(String::as_str)
+    }
+
     /// The restart count stored on the container when it was created.
     pub fn restart_count(&self) -> u32 {
         self.status

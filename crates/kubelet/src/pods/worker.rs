@@ -455,6 +455,17 @@ impl Worker {
                 );
                 debug!(pod = %pod_key(&self.pod), container = %container.name, message = %failure.message, "probe failure");
             }
+            KillReason::SpecChanged => {
+                self.shared.events.normal(
+                    &self.pod,
+                    Some(&container_field(container.is_init(), &container.name)),
+                    "Killing",
+                    format!(
+                        "Container {} definition changed, will be restarted",
+                        container.name
+                    ),
+                );
+            }
         }
         self.stop_container(id, grace).await;
     }

@@ -278,6 +278,36 @@ async fn a_failed_liveness_probe_kills_the_container_and_the_next_sync_restarts_
 }
 
 #[tokio::test]
+async fn a_new_image_replaces_the_running_container() {
+    let mut h = Harness::new(pod(
+        "Never",
+        json!([]),
+        json!([{"name": "app", "image": "busybox:1"}]),
+    ));
+    h.sync().await;
+    let old = h.id("app");
+    let mut updated = h.worker.pod.clone();
+    updated.spec.as_mut().unwrap().containers[0].image = Some("busybox:2".into());
+    h.worker.receive(Message::Update(Box::new(updated)));
+    let changes = h.sync().await;
+    let new = h.id("app");
+    assert_eq!(
+        changes,
+        [
+            Recorded::StopContainer {
+                id: old,
+                timeout: 30
+            },
+            create("app", 1),
+            Recorded::StartContainer(new),
+        ]
+    );
+    assert_eq!(h.status()["phase"], "Running");
+    assert_eq!(h.status()["containerStatuses"][0]["restartCount"], 1);
+    assert_eq!(h.sync().await, []);
+}
+
+#[tokio::test]
 async fn deletion_runs_pre_stop_hooks_stops_everything_and_removes_the_pod() {
     let mut h = Harness::new(pod(
         "Always",
