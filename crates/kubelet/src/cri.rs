@@ -24,12 +24,17 @@ pub mod labels {
     pub const RESTART_COUNT: &str = "io.kubernetes.container.restartCount";
     /// Annotation on containers: the pod's termination grace period, for adoption.
     pub const GRACE_PERIOD: &str = "io.kubernetes.pod.terminationGracePeriod";
+    /// Annotation on containers: a hash of the part of the container's spec that may
+    /// change on a live pod, so a change (a new image) restarts the container.
+    pub const CONTAINER_HASH: &str = "io.kubernetes.container.hash";
 }
 
+/// The connection. Its calls are made through [`crate::runtime::RuntimeService`], the
+/// seam tests fake; the raw clients are visible only to that implementation.
 #[derive(Clone)]
 pub struct Cri {
-    pub runtime: RuntimeServiceClient<Channel>,
-    pub images: ImageServiceClient<Channel>,
+    pub(crate) runtime: RuntimeServiceClient<Channel>,
+    pub(crate) images: ImageServiceClient<Channel>,
     pub socket: PathBuf,
 }
 

@@ -17,11 +17,13 @@ pub mod images;
 pub mod node;
 pub mod paths;
 pub mod pods;
+pub mod runtime;
 pub mod server;
 pub mod volumes;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use k3rs_core::{ClusterConfig, Shutdown};
@@ -80,20 +82,18 @@ impl Config {
 
 /// Nudge containerd until it reports NetworkReady: its CNI directory watch starts a
 /// moment after its first load, and a config written in between is missed.
-async fn ensure_cni_loaded(cri: &cri::Cri, paths: &Paths, network: &cni::Network) {
+async fn ensure_cni_loaded(
+    runtime: &dyn runtime::RuntimeService,
+    paths: &Paths,
+    network: &cni::Network,
+) {
     for attempt in 0..60 {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let mut runtime = cri.runtime.clone();
-        let ready = runtime
-            .status(cri::api::StatusRequest { verbose: false })
-            .await
-            .ok()
-            .and_then(|r| r.into_inner().status)
-            .is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.r#type == "NetworkReady" && c.status)
-            });
+        let ready = runtime.status().await.ok().flatten().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.r#type == "NetworkReady" && c.status)
+        });
         if ready {
             return;
         }
@@ -147,6 +147,8 @@ async fn run_inner(config: Config, shutdown: Shutdown) -> Result<()> {
         })?;
     }
 
+    let runtime: Arc<dyn runtime::RuntimeService> = Arc::new(cri);
+
     // Air-gap images next, so the first pods find them.
     match images::import_present(&paths, &socket).await {
         Ok(n) if n > 0 => info!(archives = n, "imported air-gap images"),
@@ -174,8 +176,10 @@ async fn run_inner(config: Config, shutdown: Shutdown) -> Result<()> {
         };
         cni::write_config(&paths, &network)?;
         info!(%pod_cidr, "CNI config written");
-        let (cri, paths) = (cri.clone(), paths.clone());
-        k3rs_core::task::spawn(async move { ensure_cni_loaded(&cri, &paths, &network).await });
+        let (runtime, paths) = (runtime.clone(), paths.clone());
+        k3rs_core::task::spawn(async move {
+            ensure_cni_loaded(runtime.as_ref(), &paths, &network).await
+        });
     }
 
     let server = server::ServerConfig {
@@ -185,7 +189,7 @@ async fn run_inner(config: Config, shutdown: Shutdown) -> Result<()> {
         client_ca_pem: config.client_ca_pem.clone(),
         client: config.client.clone(),
         node_name: config.node_name.clone(),
-        cri: cri.clone(),
+        runtime: runtime.clone(),
         paths: paths.clone(),
     };
     let server_shutdown = shutdown.clone();
@@ -198,8 +202,13 @@ async fn run_inner(config: Config, shutdown: Shutdown) -> Result<()> {
         .instrument(tracing::info_span!("kubelet-api")),
     );
 
-    let status = node::run_status(config.clone(), cri.clone(), registration, shutdown.clone());
-    let pods = pods::run(config.clone(), cri, shutdown.clone());
+    let status = node::run_status(
+        config.clone(),
+        runtime.clone(),
+        registration,
+        shutdown.clone(),
+    );
+    let pods = pods::run(config.clone(), runtime, shutdown.clone());
     tokio::select! {
         result = status => result?,
         result = pods => result?,

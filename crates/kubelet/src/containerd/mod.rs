@@ -218,7 +218,8 @@ mod live_tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::cri::{api, Cri};
+    use crate::cri::Cri;
+    use crate::runtime::RuntimeService;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "needs root, containerd, runc and busybox-static"]
@@ -259,18 +260,8 @@ mod live_tests {
                 .unwrap(),
             0
         );
-        let listed = cri
-            .images
-            .clone()
-            .list_images(api::ListImagesRequest::default())
-            .await
-            .unwrap()
-            .into_inner();
-        let tags: BTreeSet<String> = listed
-            .images
-            .into_iter()
-            .flat_map(|i| i.repo_tags)
-            .collect();
+        let listed = RuntimeService::list_images(&cri).await.unwrap();
+        let tags: BTreeSet<String> = listed.into_iter().flat_map(|i| i.repo_tags).collect();
         for name in [
             "docker.io/library/busybox:1.35",
             "docker.io/library/busybox:latest",

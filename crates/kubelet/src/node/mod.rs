@@ -5,6 +5,7 @@ mod conditions;
 pub mod eviction;
 pub mod machine;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
@@ -16,7 +17,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{json, Value};
 use tracing::warn;
 
-use crate::cri::{api, Cri};
+use crate::runtime::RuntimeService;
 use crate::{Config, Error, Result};
 
 /// Upstream's lease duration and renew interval.
@@ -199,26 +200,20 @@ async fn post_status(
     Ok(conditions)
 }
 
-async fn observe(config: &Config, cri: &Cri) -> conditions::Observed {
-    let mut runtime = cri.runtime.clone();
-    let (runtime_ready, runtime_message, cri_network) =
-        match runtime.status(api::StatusRequest { verbose: false }).await {
-            Ok(resp) => {
-                let conditions = resp
-                    .into_inner()
-                    .status
-                    .map(|s| s.conditions)
-                    .unwrap_or_default();
-                let get = |t: &str| conditions.iter().find(|c| c.r#type == t);
-                let runtime = get("RuntimeReady");
-                (
-                    runtime.is_none_or(|c| c.status),
-                    runtime.map(|c| c.message.clone()).unwrap_or_default(),
-                    get("NetworkReady").is_none_or(|c| c.status),
-                )
-            }
-            Err(status) => (false, status.message().to_string(), false),
-        };
+async fn observe(config: &Config, runtime: &dyn RuntimeService) -> conditions::Observed {
+    let (runtime_ready, runtime_message, cri_network) = match runtime.status().await {
+        Ok(status) => {
+            let conditions = status.map(|s| s.conditions).unwrap_or_default();
+            let get = |t: &str| conditions.iter().find(|c| c.r#type == t);
+            let runtime = get("RuntimeReady");
+            (
+                runtime.is_none_or(|c| c.status),
+                runtime.map(|c| c.message.clone()).unwrap_or_default(),
+                get("NetworkReady").is_none_or(|c| c.status),
+            )
+        }
+        Err(status) => (false, status.message().to_string(), false),
+    };
     // containerd reports NetworkReady once a CNI config is in its conf dir: ours, or with
     // `--flannel-backend none` the one the user brings.
     let network_ready = cri_network;
@@ -240,15 +235,10 @@ async fn observe(config: &Config, cri: &Cri) -> conditions::Observed {
 }
 
 /// The images the runtime holds, biggest first, at most 50 as upstream reports.
-async fn images(cri: &Cri) -> Vec<Value> {
-    let mut images = cri.images.clone();
-    let Ok(resp) = images
-        .list_images(api::ListImagesRequest { filter: None })
-        .await
-    else {
+async fn images(runtime: &dyn RuntimeService) -> Vec<Value> {
+    let Ok(mut list) = runtime.list_images().await else {
         return Vec::new();
     };
-    let mut list = resp.into_inner().images;
     list.sort_by_key(|i| std::cmp::Reverse(i.size));
     list.into_iter()
         .take(50)
@@ -290,7 +280,7 @@ async fn renew_lease(config: &Config, registration: &Registration) -> Result<()>
 /// Keep the Lease renewed and the status current until `shutdown`.
 pub async fn run_status(
     config: Config,
-    cri: Cri,
+    runtime: Arc<dyn RuntimeService>,
     registration: Registration,
     shutdown: Shutdown,
 ) -> Result<()> {
@@ -314,10 +304,10 @@ pub async fn run_status(
         }
         // Status is checked every second (so Ready shows up quickly) but only posted
         // when a condition or the image list changed, or every REPORT_FREQUENCY.
-        let observed = observe(&config, &cri).await;
+        let observed = observe(&config, runtime.as_ref()).await;
         // The image list changes only on imports and pulls: ask for it every 10 s.
         if last_images.elapsed() >= IMAGES_INTERVAL {
-            images_now = images(&cri).await;
+            images_now = images(runtime.as_ref()).await;
             last_images = tokio::time::Instant::now();
         }
         let images = &images_now;

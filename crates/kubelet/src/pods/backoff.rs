@@ -59,12 +59,7 @@ impl Backoff {
     /// ... up to 5 min. Records the restart as happening after that wait, so call it once
     /// per exit.
     pub fn next_delay(&mut self, key: &ContainerKey, now: Instant) -> Duration {
-        let delay = match self.entries.get(key) {
-            Some(entry) if now.saturating_duration_since(entry.restarted_at) <= RESET_AFTER => {
-                entry.next
-            }
-            _ => Duration::ZERO,
-        };
+        let delay = self.peek_delay(key, now);
         let next = if delay.is_zero() {
             INITIAL_DELAY
         } else {
@@ -79,6 +74,17 @@ impl Backoff {
             },
         );
         delay
+    }
+
+    /// What `next_delay` would hand out for an exit at `now`, without recording anything:
+    /// the pod planner decides with it, the worker records the exit when it acts.
+    pub fn peek_delay(&self, key: &ContainerKey, now: Instant) -> Duration {
+        match self.entries.get(key) {
+            Some(entry) if now.saturating_duration_since(entry.restarted_at) <= RESET_AFTER => {
+                entry.next
+            }
+            _ => Duration::ZERO,
+        }
     }
 
     /// If the container is still waiting out its back-off at `now`, how much is left

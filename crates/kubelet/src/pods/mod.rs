@@ -7,6 +7,7 @@ pub mod backoff;
 pub mod dns;
 pub mod env;
 mod events;
+mod plan;
 pub mod probe;
 mod runtime_state;
 mod spec;
@@ -23,9 +24,10 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use kube::runtime::watcher;
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::{info, warn, Instrument};
 
-use crate::cri::{api, labels, Cri};
+use crate::cri::labels;
+use crate::runtime::RuntimeService;
 use crate::volumes::VolumeContext;
 use crate::{Config, Error, Result};
 use worker::{Message, Shared, Worker};
@@ -53,8 +55,18 @@ impl Workers {
         }
         let (tx, rx) = mpsc::unbounded_channel();
         self.inboxes.insert(uid, tx);
+        let span = tracing::info_span!(
+            "pod",
+            pod = %format!(
+                "{}/{}",
+                pod.metadata.namespace.as_deref().unwrap_or_default(),
+                pod.metadata.name.as_deref().unwrap_or_default()
+            )
+        );
         let worker = Worker::new(self.shared.clone(), pod);
-        k3rs_core::task::spawn(worker.run(rx));
+        // The task keeps the kubelet's span (node) and adds the pod's, so every line the
+        // worker logs says which pod it is about.
+        k3rs_core::task::spawn(worker.run(rx).instrument(span));
     }
 
     fn delete(&mut self, pod: &Pod) {
@@ -79,7 +91,11 @@ fn host_resolv_conf() -> String {
     std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
 }
 
-pub async fn run(config: Config, cri: Cri, shutdown: Shutdown) -> Result<()> {
+pub async fn run(
+    config: Config,
+    runtime: Arc<dyn RuntimeService>,
+    shutdown: Shutdown,
+) -> Result<()> {
     let paths = config.paths();
     let shared = Arc::new(Shared {
         events: events::Recorder::new(config.client.clone(), config.node_name.clone()),
@@ -91,8 +107,10 @@ pub async fn run(config: Config, cri: Cri, shutdown: Shutdown) -> Result<()> {
         host_resolv_conf: host_resolv_conf(),
         host_ips: config.node_ips.iter().map(|ip| ip.to_string()).collect(),
         paths,
-        cri: cri.clone(),
-        config: config.clone(),
+        client: config.client.clone(),
+        node_name: config.node_name.clone(),
+        cluster: config.cluster.clone(),
+        runtime: runtime.clone(),
     });
     let mut workers = Workers {
         shared,
@@ -134,7 +152,7 @@ pub async fn run(config: Config, cri: Cri, shutdown: Shutdown) -> Result<()> {
                 Some(Ok(watcher::Event::Delete(pod))) => workers.delete(&pod),
             },
             _ = relist.tick() => {
-                if let Err(err) = relist_runtime(&cri, &mut workers, &mut signatures, listed.is_some()).await {
+                if let Err(err) = relist_runtime(runtime.as_ref(), &mut workers, &mut signatures, listed.is_some()).await {
                     warn!(error = %err, "relisting the container runtime");
                 }
             }
@@ -146,18 +164,15 @@ pub async fn run(config: Config, cri: Cri, shutdown: Shutdown) -> Result<()> {
 /// nudge the workers of pods whose containers changed. Once the pod list is known,
 /// sandboxes belonging to no known pod are stopped and removed.
 async fn relist_runtime(
-    cri: &Cri,
+    runtime: &dyn RuntimeService,
     workers: &mut Workers,
     signatures: &mut HashMap<String, String>,
     pods_known: bool,
 ) -> Result<()> {
-    let mut runtime = cri.runtime.clone();
     let containers = runtime
-        .list_containers(api::ListContainersRequest { filter: None })
+        .list_containers(None)
         .await
-        .map_err(|s| Error::cri("ListContainers", s))?
-        .into_inner()
-        .containers;
+        .map_err(|s| Error::cri("ListContainers", s))?;
     let mut current: HashMap<String, String> = HashMap::new();
     for c in &containers {
         let Some(uid) = c.labels.get(labels::POD_UID) else {
@@ -179,11 +194,9 @@ async fn relist_runtime(
     *signatures = current;
     if pods_known {
         let sandboxes = runtime
-            .list_pod_sandbox(api::ListPodSandboxRequest { filter: None })
+            .list_pod_sandboxes(None)
             .await
-            .map_err(|s| Error::cri("ListPodSandbox", s))?
-            .into_inner()
-            .items;
+            .map_err(|s| Error::cri("ListPodSandbox", s))?;
         for s in sandboxes {
             let Some(uid) = s.labels.get(labels::POD_UID) else {
                 continue;
@@ -192,16 +205,8 @@ async fn relist_runtime(
                 continue;
             }
             info!(sandbox = %s.id, pod_uid = %uid, "removing the sandbox of a pod that no longer exists");
-            let _ = runtime
-                .stop_pod_sandbox(api::StopPodSandboxRequest {
-                    pod_sandbox_id: s.id.clone(),
-                })
-                .await;
-            let _ = runtime
-                .remove_pod_sandbox(api::RemovePodSandboxRequest {
-                    pod_sandbox_id: s.id.clone(),
-                })
-                .await;
+            let _ = runtime.stop_pod_sandbox(&s.id).await;
+            let _ = runtime.remove_pod_sandbox(&s.id).await;
             if let Err(err) = crate::volumes::cleanup(&workers.shared.paths, uid).await {
                 warn!(pod_uid = %uid, error = %err, "cleaning up volumes");
             }

@@ -4,7 +4,8 @@
 
 use std::collections::HashMap;
 
-use crate::cri::{api, labels, Cri};
+use crate::cri::{api, labels};
+use crate::runtime::RuntimeService;
 use crate::{Error, Result};
 
 #[derive(Clone, Debug)]
@@ -29,6 +30,15 @@ impl ContainerRecord {
         self.state() == api::ContainerState::ContainerExited
     }
 
+    /// The hash of the spec the container was created from (`spec::container_hash`);
+    /// `None` for containers created by an agent that did not record it.
+    pub fn spec_hash(&self) -> Option<&str> {
+        self.status
+            .annotations
+            .get(labels::CONTAINER_HASH)
+            .map(String::as_str)
+    }
+
     /// The restart count stored on the container when it was created.
     pub fn restart_count(&self) -> u32 {
         self.status
@@ -48,32 +58,23 @@ pub struct PodRuntimeState {
 }
 
 impl PodRuntimeState {
-    pub async fn load(cri: &Cri, uid: &str) -> Result<PodRuntimeState> {
-        let mut runtime = cri.runtime.clone();
+    pub async fn load(runtime: &dyn RuntimeService, uid: &str) -> Result<PodRuntimeState> {
         let selector = HashMap::from([(labels::POD_UID.to_string(), uid.to_string())]);
         let mut sandboxes = runtime
-            .list_pod_sandbox(api::ListPodSandboxRequest {
-                filter: Some(api::PodSandboxFilter {
-                    label_selector: selector.clone(),
-                    ..Default::default()
-                }),
-            })
+            .list_pod_sandboxes(Some(api::PodSandboxFilter {
+                label_selector: selector.clone(),
+                ..Default::default()
+            }))
             .await
-            .map_err(|s| Error::cri("ListPodSandbox", s))?
-            .into_inner()
-            .items;
+            .map_err(|s| Error::cri("ListPodSandbox", s))?;
         sandboxes.sort_by_key(|s| std::cmp::Reverse(s.created_at));
         let list = runtime
-            .list_containers(api::ListContainersRequest {
-                filter: Some(api::ContainerFilter {
-                    label_selector: selector,
-                    ..Default::default()
-                }),
-            })
+            .list_containers(Some(api::ContainerFilter {
+                label_selector: selector,
+                ..Default::default()
+            }))
             .await
-            .map_err(|s| Error::cri("ListContainers", s))?
-            .into_inner()
-            .containers;
+            .map_err(|s| Error::cri("ListContainers", s))?;
         let mut containers: HashMap<String, Vec<ContainerRecord>> = HashMap::new();
         for c in list {
             let name = c
@@ -82,17 +83,9 @@ impl PodRuntimeState {
                 .map(|m| m.name.clone())
                 .unwrap_or_default();
             let attempt = c.metadata.as_ref().map(|m| m.attempt).unwrap_or(0);
-            let status = match runtime
-                .container_status(api::ContainerStatusRequest {
-                    container_id: c.id.clone(),
-                    verbose: false,
-                })
-                .await
-            {
-                Ok(resp) => match resp.into_inner().status {
-                    Some(s) => s,
-                    None => continue,
-                },
+            let status = match runtime.container_status(&c.id).await {
+                Ok(Some(s)) => s,
+                Ok(None) => continue,
                 // Removed between the list and the status call.
                 Err(s) if s.code() == tonic::Code::NotFound => continue,
                 Err(s) => return Err(Error::cri("ContainerStatus", s)),

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use k3rs_core::quantity::{parse_milli, parse_units};
 use k8s_openapi::api::core::v1::{Container, Pod};
+use sha2::{Digest, Sha256};
 
 use crate::cri::{api, labels};
 
@@ -201,6 +202,16 @@ pub fn linux_resources(container: &Container) -> api::LinuxContainerResources {
     }
 }
 
+/// What the `io.kubernetes.container.hash` annotation holds: a hash of the container's
+/// image, the only field of a container a pod update may change. Hashing only it (not the
+/// whole serialized spec, as upstream) keeps the value stable across serialization
+/// changes, so an agent upgrade never restarts containers. A stable hash (SHA-256, not
+/// std's hasher), since the value outlives the agent that wrote it.
+pub fn container_hash(c: &Container) -> String {
+    let digest = Sha256::digest(c.image.as_deref().unwrap_or_default().as_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 pub struct ContainerInputs<'a> {
     pub pod: &'a Pod,
     pub container: &'a Container,
@@ -225,6 +236,7 @@ pub fn container_config(i: ContainerInputs<'_>) -> api::ContainerConfig {
     let annotations = HashMap::from([
         (labels::RESTART_COUNT.to_string(), i.attempt.to_string()),
         (labels::GRACE_PERIOD.to_string(), grace.to_string()),
+        (labels::CONTAINER_HASH.to_string(), container_hash(c)),
         (
             "io.kubernetes.container.terminationMessagePath".to_string(),
             c.termination_message_path

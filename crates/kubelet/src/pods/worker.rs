@@ -2,14 +2,19 @@
 //! containers in order, containers with restarts and back-off, probes), shuts it down
 //! gracefully when it is deleted, and writes its status whenever what it sees changes.
 //!
-//! The worker keeps almost no state of its own: each sync reloads what the runtime holds
-//! for the pod, so a restarted agent adopts running containers without special cases.
+//! Each sync observes, plans, applies: it reloads what the runtime holds for the pod (so a
+//! restarted agent adopts running containers without special cases), asks the pure
+//! planner (`plan.rs`) what to do, and carries the actions out through the
+//! `RuntimeService` seam. Deciding happens in the planner; this file does the IO and keeps
+//! what applying teaches it (waiting reasons, back-off steps, probe verdicts, IPs) for
+//! the next plan and the status.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{SecondsFormat, Utc};
+use k3rs_core::ClusterConfig;
 use k8s_openapi::api::core::v1::{Container, Pod};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use serde_json::{json, Value};
@@ -19,14 +24,16 @@ use tracing::{debug, info, warn};
 
 use super::backoff::{Backoff, ContainerKey};
 use super::events::{container_field, Recorder};
+use super::plan::{self, phase, Action, ContainerRef, KillReason, PlanInputs, ProbeFailure, Start};
 use super::probe::{self, ProbeKind, ProbeUpdate};
 use super::runtime_state::{ContainerRecord, PodRuntimeState};
 use super::spec;
 use super::status::{self, StatusInputs, Waiting};
 use super::{dns, env};
-use crate::cri::{api, Cri};
+use crate::cri::api;
+use crate::runtime::RuntimeService;
 use crate::volumes::{self, PodVolumes, VolumeContext};
-use crate::{Config, Error, Paths, Result};
+use crate::{Error, Paths, Result};
 
 /// Volumes are refreshed this often (configMap/secret changes, token rotation).
 const VOLUME_REFRESH: Duration = Duration::from_secs(60);
@@ -35,8 +42,11 @@ const RESYNC: Duration = Duration::from_secs(10);
 
 /// What every worker shares.
 pub struct Shared {
-    pub config: Config,
-    pub cri: Cri,
+    /// The kubelet's API identity: pod status, deletion, env sources.
+    pub client: kube::Client,
+    pub node_name: String,
+    pub cluster: ClusterConfig,
+    pub runtime: Arc<dyn RuntimeService>,
     pub paths: Paths,
     pub events: Recorder,
     pub volumes: VolumeContext,
@@ -67,12 +77,13 @@ pub struct Worker {
     probes: HashMap<String, JoinHandle<()>>,
     readiness: HashMap<String, bool>,
     started: HashMap<String, bool>,
-    liveness_failed: HashMap<String, String>,
+    /// Running containers (by id) a liveness or startup probe condemned.
+    probe_failures: HashMap<String, ProbeFailure>,
     waiting: HashMap<String, Waiting>,
     messages: HashMap<String, String>,
     backoff: Backoff,
     /// The exited container instance each back-off step was taken for, by container name.
-    backoff_seen: HashMap<String, String>,
+    counted_exits: HashMap<String, String>,
     last_status: Option<Value>,
     wake_at: Option<Instant>,
     probe_tx: mpsc::Sender<ProbeUpdate>,
@@ -85,36 +96,6 @@ fn pod_key(pod: &Pod) -> String {
         pod.metadata.namespace.as_deref().unwrap_or_default(),
         pod.metadata.name.as_deref().unwrap_or_default()
     )
-}
-
-fn restart_policy(pod: &Pod) -> &str {
-    pod.spec
-        .as_ref()
-        .and_then(|s| s.restart_policy.as_deref())
-        .unwrap_or("Always")
-}
-
-fn phase(pod: &Pod) -> &str {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.phase.as_deref())
-        .unwrap_or("Pending")
-}
-
-fn is_terminal_phase(p: &str) -> bool {
-    p == "Succeeded" || p == "Failed"
-}
-
-fn grace_period(pod: &Pod) -> i64 {
-    pod.metadata
-        .deletion_grace_period_seconds
-        .or_else(|| {
-            pod.spec
-                .as_ref()
-                .and_then(|s| s.termination_grace_period_seconds)
-        })
-        .unwrap_or(30)
-        .max(0)
 }
 
 impl Worker {
@@ -130,11 +111,11 @@ impl Worker {
             probes: HashMap::new(),
             readiness: HashMap::new(),
             started: HashMap::new(),
-            liveness_failed: HashMap::new(),
+            probe_failures: HashMap::new(),
             waiting: HashMap::new(),
             messages: HashMap::new(),
             backoff: Backoff::new(),
-            backoff_seen: HashMap::new(),
+            counted_exits: HashMap::new(),
             last_status: None,
             wake_at: None,
             probe_tx,
@@ -211,8 +192,13 @@ impl Worker {
         // A failed liveness or startup probe gets the container killed and restarted by
         // the next sync, as upstream.
         if !update.success && update.kind != ProbeKind::Readiness {
-            self.liveness_failed
-                .insert(update.container_id.clone(), update.message.clone());
+            self.probe_failures.insert(
+                update.container_id.clone(),
+                ProbeFailure {
+                    kind: update.kind,
+                    message: update.message.clone(),
+                },
+            );
         }
         if failed_check {
             self.shared.events.warning(
@@ -224,63 +210,264 @@ impl Worker {
         }
     }
 
-    async fn sync(&mut self) -> Result<Flow> {
-        if self.gone || self.pod.metadata.deletion_timestamp.is_some() {
-            self.terminate().await?;
-            return Ok(Flow::Finished);
-        }
-        let state = PodRuntimeState::load(&self.shared.cri, &self.uid).await?;
-        if is_terminal_phase(phase(&self.pod)) {
-            // Finished pods keep their status; their sandbox is stopped to free the IP.
-            self.stop_everything(&state, 0).await;
-            return Ok(Flow::Continue);
-        }
-        let sandbox_id = match state.ready_sandbox() {
-            Some(s) => s.id.clone(),
-            None => {
-                let ran_before = state.containers.values().flatten().next().is_some();
-                if ran_before && restart_policy(&self.pod) == "Never" {
-                    // The sandbox died after its containers ran; nothing may be restarted.
-                    self.write_status(&state).await?;
-                    return Ok(Flow::Continue);
-                }
-                match self.create_sandbox(&state).await {
-                    Ok(id) => id,
-                    Err(err) => {
-                        self.shared.events.warning(
-                            &self.pod,
-                            None,
-                            "FailedCreatePodSandBox",
-                            format!("Failed to create pod sandbox: {err}"),
-                        );
-                        self.write_status(&state).await?;
-                        self.wake_in(Duration::from_secs(5));
-                        return Ok(Flow::Continue);
-                    }
-                }
+    /// The planner's verdict on what the runtime holds now.
+    fn plan(&self, state: &PodRuntimeState, now: Instant) -> Vec<Action> {
+        plan::plan(&PlanInputs {
+            pod: &self.pod,
+            gone: self.gone,
+            runtime: state,
+            probe_failures: &self.probe_failures,
+            backoff: &self.backoff,
+            counted_exits: &self.counted_exits,
+            now,
+        })
+    }
+
+    /// What the runtime holds for the pod. The termination message of an exit is read the
+    /// first time the exit is seen, before a restart can overwrite it.
+    async fn observe(&mut self) -> Result<PodRuntimeState> {
+        let state = PodRuntimeState::load(self.shared.runtime.as_ref(), &self.uid).await?;
+        for records in state.containers.values() {
+            if let Some(exited) = records.first().filter(|r| r.exited()) {
+                self.remember_message(exited);
             }
+        }
+        Ok(state)
+    }
+
+    /// Observe, plan, apply. Pod-wide actions (terminate, stop) and a sandbox change come
+    /// first and alone; after a new sandbox the pod is observed and planned again, since
+    /// what its containers need depends on it. Then volumes, container actions, probes and
+    /// the status.
+    async fn sync(&mut self) -> Result<Flow> {
+        let mut state = self.observe().await?;
+        let mut now = Instant::now();
+        let mut actions = self.plan(&state, now);
+        if let Some(flow) = self.apply_pod_actions(&state, &actions).await? {
+            return Ok(flow);
+        }
+        if actions
+            .iter()
+            .any(|a| matches!(a, Action::CreateSandbox { .. }))
+        {
+            state = self.observe().await?;
+            now = Instant::now();
+            actions = self.plan(&state, now);
+        }
+        let Some(sandbox_id) = state.ready_sandbox().map(|s| s.id.clone()) else {
+            // Nothing may run again (a `Never` pod whose sandbox died after its containers
+            // ran): only the status is kept current.
+            self.write_status(&state).await?;
+            return Ok(Flow::Continue);
         };
-        let state = PodRuntimeState::load(&self.shared.cri, &self.uid).await?;
 
         if !self.ensure_volumes().await {
             self.write_status(&state).await?;
             return Ok(Flow::Continue);
         }
 
-        let mut changed = self.sync_init_containers(&sandbox_id, &state).await?;
-        if changed.is_none() {
-            changed = Some(self.sync_containers(&sandbox_id, &state).await?);
+        let mut changed = false;
+        for action in actions {
+            changed |= self.apply_to_container(&sandbox_id, action, now).await?;
         }
-        let state = match changed {
-            Some(true) => PodRuntimeState::load(&self.shared.cri, &self.uid).await?,
-            _ => state,
-        };
+        if changed {
+            state = self.observe().await?;
+        }
         self.sync_probes(&state);
         self.write_status(&state).await?;
-        if is_terminal_phase(phase(&self.pod)) {
-            self.stop_everything(&state, 0).await;
+        // The status just written may have finished the pod: what still runs stops now.
+        let stop = match self.plan(&state, Instant::now()).first() {
+            Some(Action::StopPod { grace }) => Some(*grace),
+            _ => None,
+        };
+        if let Some(grace) = stop {
+            self.stop_pod(&state, grace).await;
         }
         Ok(Flow::Continue)
+    }
+
+    /// Apply the pod-wide and sandbox actions of a plan. `Some` when the sync ends here:
+    /// the pod was terminated or stopped, or its new sandbox could not be created.
+    async fn apply_pod_actions(
+        &mut self,
+        state: &PodRuntimeState,
+        actions: &[Action],
+    ) -> Result<Option<Flow>> {
+        for action in actions {
+            match action {
+                Action::TerminatePod { grace } => {
+                    self.terminate(state, *grace).await?;
+                    return Ok(Some(Flow::Finished));
+                }
+                Action::StopPod { grace } => {
+                    self.stop_pod(state, *grace).await;
+                    return Ok(Some(Flow::Continue));
+                }
+                Action::KillSandbox { id, reason } => {
+                    debug!(pod = %pod_key(&self.pod), sandbox = %id, ?reason, "stopping sandbox");
+                    // Best effort: the new sandbox is what matters.
+                    let _ = self.shared.runtime.stop_pod_sandbox(id).await;
+                }
+                Action::CreateSandbox { attempt } => {
+                    if let Err(err) = self.create_sandbox(*attempt).await {
+                        self.shared.events.warning(
+                            &self.pod,
+                            None,
+                            "FailedCreatePodSandBox",
+                            format!("Failed to create pod sandbox: {err}"),
+                        );
+                        self.write_status(state).await?;
+                        self.wake_in(Duration::from_secs(5));
+                        return Ok(Some(Flow::Continue));
+                    }
+                }
+                Action::StartContainer { .. }
+                | Action::KillContainer { .. }
+                | Action::BackOff { .. } => {}
+            }
+        }
+        Ok(None)
+    }
+
+    /// Apply one container action in the ready sandbox; whether the runtime changed.
+    async fn apply_to_container(
+        &mut self,
+        sandbox_id: &str,
+        action: Action,
+        now: Instant,
+    ) -> Result<bool> {
+        match action {
+            Action::StartContainer { container, start } => {
+                let Some(c) = container.spec(&self.pod).cloned() else {
+                    return Ok(false);
+                };
+                let init = container.is_init();
+                match start {
+                    Start::First => self.start_container(sandbox_id, &c, 0, init).await?,
+                    Start::Created { id } => self.start_created(&id, &c, init).await,
+                    Start::Restart {
+                        restart_count,
+                        exited_id,
+                        exited_attempt,
+                        count_exit,
+                    } => {
+                        if count_exit {
+                            self.count_exit(&c.name, &exited_id, now);
+                        }
+                        self.start_container(sandbox_id, &c, restart_count, init)
+                            .await?;
+                        // Keep the exited instance for `--previous` logs and lastState;
+                        // drop older ones.
+                        self.remove_older_than(&c.name, exited_attempt).await;
+                    }
+                }
+                Ok(true)
+            }
+            Action::KillContainer {
+                container,
+                id,
+                reason,
+                grace,
+            } => {
+                self.kill_container(&container, &id, reason, grace).await;
+                Ok(true)
+            }
+            Action::BackOff {
+                container,
+                exited_id,
+                until,
+                delay,
+                count_exit,
+            } => {
+                if count_exit {
+                    self.count_exit(&container.name, &exited_id, now);
+                }
+                self.back_off(&container, until, delay);
+                Ok(false)
+            }
+            // Applied by `apply_pod_actions`; a plan with them has no container actions.
+            Action::TerminatePod { .. }
+            | Action::StopPod { .. }
+            | Action::KillSandbox { .. }
+            | Action::CreateSandbox { .. } => Ok(false),
+        }
+    }
+
+    /// The back-off takes its next step for this exit (once per exit).
+    fn count_exit(&mut self, name: &str, exited_id: &str, now: Instant) {
+        let key = ContainerKey::new(self.uid.clone(), name);
+        self.backoff.next_delay(&key, now);
+        self.counted_exits
+            .insert(name.to_string(), exited_id.to_string());
+    }
+
+    /// Wait out a back-off: CrashLoopBackOff as the container's waiting state (a `BackOff`
+    /// event when it starts), and a wake-up when the wait is over.
+    fn back_off(&mut self, container: &ContainerRef, until: Instant, delay: Duration) {
+        let message = format!(
+            "back-off {}s restarting failed container={} pod={}_{}({})",
+            delay.as_secs(),
+            container.name,
+            self.pod.metadata.name.as_deref().unwrap_or_default(),
+            self.pod.metadata.namespace.as_deref().unwrap_or_default(),
+            self.uid
+        );
+        let first = !self.waiting.contains_key(&container.name);
+        self.waiting.insert(
+            container.name.clone(),
+            Waiting {
+                reason: "CrashLoopBackOff".into(),
+                message,
+            },
+        );
+        if first {
+            self.shared.events.warning(
+                &self.pod,
+                Some(&container_field(container.is_init(), &container.name)),
+                "BackOff",
+                "Back-off restarting failed container".into(),
+            );
+        }
+        let remaining = until.saturating_duration_since(Instant::now());
+        self.wake_in(remaining + Duration::from_millis(50));
+    }
+
+    /// Kill a running container that is to be restarted, as upstream announces it.
+    async fn kill_container(
+        &mut self,
+        container: &ContainerRef,
+        id: &str,
+        reason: KillReason,
+        grace: i64,
+    ) {
+        match reason {
+            KillReason::ProbeFailed(failure) => {
+                self.probe_failures.remove(id);
+                self.shared.events.normal(
+                    &self.pod,
+                    Some(&container_field(container.is_init(), &container.name)),
+                    "Killing",
+                    format!(
+                        "Container {} failed {} probe, will be restarted",
+                        container.name,
+                        failure.kind.as_str().to_lowercase()
+                    ),
+                );
+                debug!(pod = %pod_key(&self.pod), container = %container.name, message = %failure.message, "probe failure");
+            }
+            KillReason::SpecChanged => {
+                self.shared.events.normal(
+                    &self.pod,
+                    Some(&container_field(container.is_init(), &container.name)),
+                    "Killing",
+                    format!(
+                        "Container {} definition changed, will be restarted",
+                        container.name
+                    ),
+                );
+            }
+        }
+        self.stop_container(id, grace).await;
     }
 
     /// Prepare or refresh volumes; on failure report it and retry shortly.
@@ -337,42 +524,26 @@ impl Worker {
                 )
                 .display()
                 .to_string(),
-            dns: dns::dns_config(
-                pod,
-                &self.shared.config.cluster,
-                &self.shared.host_resolv_conf,
-            ),
+            dns: dns::dns_config(pod, &self.shared.cluster, &self.shared.host_resolv_conf),
             cgroup_parent: spec::pod_cgroup_parent(&self.shared.paths.cgroup_parent, pod),
             pod,
         })
     }
 
-    async fn create_sandbox(&mut self, state: &PodRuntimeState) -> Result<String> {
-        let attempt = state.sandboxes.len() as u32;
-        let mut runtime = self.shared.cri.runtime.clone();
-        // Old, dead sandboxes of this pod go first (they still hold their network).
-        for old in &state.sandboxes {
-            let _ = runtime
-                .stop_pod_sandbox(api::StopPodSandboxRequest {
-                    pod_sandbox_id: old.id.clone(),
-                })
-                .await;
-        }
+    /// Run the pod's `attempt`-th sandbox and write its /etc/hosts.
+    async fn create_sandbox(&mut self, attempt: u32) -> Result<String> {
         let config = self.sandbox_inputs(attempt);
         let started = Instant::now();
-        let id = runtime
-            .run_pod_sandbox(api::RunPodSandboxRequest {
-                config: Some(config),
-                runtime_handler: String::new(),
-            })
+        let id = self
+            .shared
+            .runtime
+            .run_pod_sandbox(config)
             .await
-            .map_err(|s| Error::cri("RunPodSandbox", s))?
-            .into_inner()
-            .pod_sandbox_id;
+            .map_err(|s| Error::cri("RunPodSandbox", s))?;
         debug!(pod = %pod_key(&self.pod), elapsed_ms = started.elapsed().as_millis() as u64, "sandbox started");
         let ips = self.sandbox_ips(&id).await?;
         if !spec::host_network(&self.pod) {
-            let hosts = dns::etc_hosts(&self.pod, &ips, &self.shared.config.cluster.cluster_domain);
+            let hosts = dns::etc_hosts(&self.pod, &ips, &self.shared.cluster.cluster_domain);
             let path = self.etc_hosts_path();
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)
@@ -399,16 +570,12 @@ impl Worker {
         if spec::host_network(&self.pod) {
             return Ok(self.shared.host_ips.clone());
         }
-        let mut runtime = self.shared.cri.runtime.clone();
-        let status = runtime
-            .pod_sandbox_status(api::PodSandboxStatusRequest {
-                pod_sandbox_id: sandbox_id.to_string(),
-                verbose: false,
-            })
+        let status = self
+            .shared
+            .runtime
+            .pod_sandbox_status(sandbox_id)
             .await
-            .map_err(|s| Error::cri("PodSandboxStatus", s))?
-            .into_inner()
-            .status;
+            .map_err(|s| Error::cri("PodSandboxStatus", s))?;
         let mut ips = Vec::new();
         if let Some(network) = status.and_then(|s| s.network) {
             if !network.ip.is_empty() {
@@ -418,156 +585,6 @@ impl Worker {
         }
         self.sandbox_ips.insert(sandbox_id.to_string(), ips.clone());
         Ok(ips)
-    }
-
-    /// `None` when every init container has succeeded; otherwise whether anything changed.
-    async fn sync_init_containers(
-        &mut self,
-        sandbox_id: &str,
-        state: &PodRuntimeState,
-    ) -> Result<Option<bool>> {
-        let inits = self
-            .pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.init_containers.clone())
-            .unwrap_or_default();
-        for c in &inits {
-            match state.latest(&c.name) {
-                None => {
-                    self.start_container(sandbox_id, c, 0, true).await?;
-                    return Ok(Some(true));
-                }
-                Some(r) if r.running() => return Ok(Some(false)),
-                Some(r) if r.exited() && r.status.exit_code == 0 => continue,
-                Some(r) if r.exited() => {
-                    if restart_policy(&self.pod) == "Never" {
-                        return Ok(Some(false));
-                    }
-                    let r = r.clone();
-                    return self
-                        .restart_with_backoff(sandbox_id, c, &r, true)
-                        .await
-                        .map(Some);
-                }
-                Some(r) => {
-                    let id = r.id.clone();
-                    self.start_created(&id, c, true).await;
-                    return Ok(Some(true));
-                }
-            }
-        }
-        Ok(None)
-    }
-
-    async fn sync_containers(&mut self, sandbox_id: &str, state: &PodRuntimeState) -> Result<bool> {
-        let containers = self
-            .pod
-            .spec
-            .as_ref()
-            .map(|s| s.containers.clone())
-            .unwrap_or_default();
-        let mut changed = false;
-        for c in &containers {
-            match state.latest(&c.name) {
-                None => {
-                    self.start_container(sandbox_id, c, 0, false).await?;
-                    changed = true;
-                }
-                Some(r) if r.running() => {
-                    if let Some(message) = self.liveness_failed.remove(&r.id) {
-                        let grace = grace_period(&self.pod);
-                        self.shared.events.normal(
-                            &self.pod,
-                            Some(&container_field(false, &c.name)),
-                            "Killing",
-                            format!(
-                                "Container {} failed liveness probe, will be restarted",
-                                c.name
-                            ),
-                        );
-                        debug!(pod = %pod_key(&self.pod), container = %c.name, %message, "liveness failure");
-                        self.stop_container(&r.id, grace).await;
-                        changed = true;
-                    }
-                }
-                Some(r) if r.exited() => {
-                    let should_restart = match restart_policy(&self.pod) {
-                        "Always" => true,
-                        "OnFailure" => r.status.exit_code != 0,
-                        _ => false,
-                    };
-                    if should_restart {
-                        let r = r.clone();
-                        changed |= self.restart_with_backoff(sandbox_id, c, &r, false).await?;
-                    } else {
-                        self.remember_message(r);
-                    }
-                }
-                Some(r) => {
-                    let id = r.id.clone();
-                    self.start_created(&id, c, false).await;
-                    changed = true;
-                }
-            }
-        }
-        Ok(changed)
-    }
-
-    /// Restart an exited container now, or wait out its back-off (CrashLoopBackOff).
-    async fn restart_with_backoff(
-        &mut self,
-        sandbox_id: &str,
-        c: &Container,
-        exited: &ContainerRecord,
-        init: bool,
-    ) -> Result<bool> {
-        self.remember_message(exited);
-        let key = ContainerKey::new(self.uid.clone(), c.name.clone());
-        let now = Instant::now();
-        // The back-off advances once per exit: the first sight of this exited instance.
-        let delay = match self.backoff_seen.get(&c.name) == Some(&exited.id) {
-            true => self.backoff.in_backoff(&key, now),
-            false => {
-                self.backoff_seen.insert(c.name.clone(), exited.id.clone());
-                let d = self.backoff.next_delay(&key, now);
-                (!d.is_zero()).then_some(d)
-            }
-        };
-        if let Some(remaining) = delay {
-            let total = self.backoff.current_delay(&key);
-            let message = format!(
-                "back-off {}s restarting failed container={} pod={}_{}({})",
-                total.as_secs(),
-                c.name,
-                self.pod.metadata.name.as_deref().unwrap_or_default(),
-                self.pod.metadata.namespace.as_deref().unwrap_or_default(),
-                self.uid
-            );
-            let first = !self.waiting.contains_key(&c.name);
-            self.waiting.insert(
-                c.name.clone(),
-                Waiting {
-                    reason: "CrashLoopBackOff".into(),
-                    message: message.clone(),
-                },
-            );
-            if first {
-                self.shared.events.warning(
-                    &self.pod,
-                    Some(&container_field(init, &c.name)),
-                    "BackOff",
-                    "Back-off restarting failed container".into(),
-                );
-            }
-            self.wake_in(remaining + Duration::from_millis(50));
-            return Ok(false);
-        }
-        let attempt = exited.restart_count() + 1;
-        self.start_container(sandbox_id, c, attempt, init).await?;
-        // Keep the exited instance for `--previous` logs and lastState; drop older ones.
-        self.remove_older_than(&c.name, exited.attempt).await;
-        Ok(true)
     }
 
     fn remember_message(&mut self, record: &ContainerRecord) {
@@ -583,17 +600,13 @@ impl Worker {
     }
 
     async fn remove_older_than(&mut self, name: &str, keep_attempt: u32) {
-        let Ok(state) = PodRuntimeState::load(&self.shared.cri, &self.uid).await else {
+        let runtime = self.shared.runtime.clone();
+        let Ok(state) = PodRuntimeState::load(runtime.as_ref(), &self.uid).await else {
             return;
         };
-        let mut runtime = self.shared.cri.runtime.clone();
         for r in state.containers.get(name).into_iter().flatten() {
             if r.attempt < keep_attempt && !r.running() {
-                let _ = runtime
-                    .remove_container(api::RemoveContainerRequest {
-                        container_id: r.id.clone(),
-                    })
-                    .await;
+                let _ = runtime.remove_container(&r.id).await;
                 self.messages.remove(&r.id);
             }
         }
@@ -608,19 +621,13 @@ impl Worker {
             .image_pull_policy
             .clone()
             .unwrap_or_else(|| "IfNotPresent".into());
-        let mut images = self.shared.cri.images.clone();
-        let spec = api::ImageSpec {
-            image: image.clone(),
-            ..Default::default()
-        };
-        let present = images
-            .image_status(api::ImageStatusRequest {
-                image: Some(spec.clone()),
-                verbose: false,
-            })
+        let present = self
+            .shared
+            .runtime
+            .image_status(&image)
             .await
             .ok()
-            .and_then(|r| r.into_inner().image);
+            .flatten();
         if let Some(found) = &present {
             if policy != "Always" {
                 self.shared.events.normal(
@@ -650,15 +657,8 @@ impl Worker {
             "Pulling",
             format!("Pulling image \"{image}\""),
         );
-        match images
-            .pull_image(api::PullImageRequest {
-                image: Some(spec),
-                auth: None,
-                sandbox_config: None,
-            })
-            .await
-        {
-            Ok(r) => Some(r.into_inner().image_ref),
+        match self.shared.runtime.pull_image(&image).await {
+            Ok(image_ref) => Some(image_ref),
             Err(status) => {
                 let message = format!("Failed to pull image \"{image}\": {}", status.message());
                 self.shared
@@ -700,10 +700,10 @@ impl Worker {
         let pod_ips = self.sandbox_ips(sandbox_id).await?;
         let host_ip = self.shared.host_ips.first().cloned().unwrap_or_default();
         let envs = match env::container_env(
-            &self.shared.config.client,
+            &self.shared.client,
             &self.pod,
             c,
-            &self.shared.config.node_name,
+            &self.shared.node_name,
             &pod_ips,
             &host_ip,
         )
@@ -744,16 +744,13 @@ impl Worker {
             mounts,
         });
         let sandbox_config = self.sandbox_inputs(0);
-        let mut runtime = self.shared.cri.runtime.clone();
-        let created = runtime
-            .create_container(api::CreateContainerRequest {
-                pod_sandbox_id: sandbox_id.to_string(),
-                config: Some(config),
-                sandbox_config: Some(sandbox_config),
-            })
+        let created = self
+            .shared
+            .runtime
+            .create_container(sandbox_id, config, sandbox_config)
             .await;
         let id = match created {
-            Ok(r) => r.into_inner().container_id,
+            Ok(id) => id,
             Err(status) => {
                 let message = status.message().to_string();
                 self.container_failed(c, &field, "CreateContainerError", message);
@@ -791,13 +788,7 @@ impl Worker {
 
     async fn start_created(&mut self, id: &str, c: &Container, init: bool) {
         let field = container_field(init, &c.name);
-        let mut runtime = self.shared.cri.runtime.clone();
-        match runtime
-            .start_container(api::StartContainerRequest {
-                container_id: id.to_string(),
-            })
-            .await
-        {
+        match self.shared.runtime.start_container(id).await {
             Ok(_) => {
                 self.waiting.remove(&c.name);
                 self.shared.events.normal(
@@ -828,16 +819,10 @@ impl Worker {
         else {
             return;
         };
-        let mut runtime = self.shared.cri.runtime.clone();
-        let result = runtime
-            .exec_sync(api::ExecSyncRequest {
-                container_id: id.to_string(),
-                cmd: exec.command.clone().unwrap_or_default(),
-                timeout: 30,
-            })
-            .await;
+        let command = exec.command.clone().unwrap_or_default();
+        let result = self.shared.runtime.exec_sync(id, command, 30).await;
         let failed = match result {
-            Ok(r) => (r.into_inner().exit_code != 0).then(|| "non-zero exit".to_string()),
+            Ok(r) => (r.exit_code != 0).then(|| "non-zero exit".to_string()),
             Err(s) => Some(s.message().to_string()),
         };
         if let Some(why) = failed {
@@ -873,6 +858,8 @@ impl Worker {
         });
         self.readiness.retain(|id, _| running.contains_key(id));
         self.started.retain(|id, _| running.contains_key(id));
+        // Verdicts about instances that no longer run have nothing left to kill.
+        self.probe_failures.retain(|id, _| running.contains_key(id));
         let pod_ip = state
             .ready_sandbox()
             .and_then(|s| self.sandbox_ips.get(&s.id))
@@ -896,7 +883,7 @@ impl Worker {
             let started_at = SystemTime::UNIX_EPOCH
                 + Duration::from_nanos(record.status.started_at.max(0) as u64);
             let task = probe::spawn_container_probes(
-                self.shared.cri.clone(),
+                self.shared.runtime.clone(),
                 &self.pod,
                 &c,
                 id.clone(),
@@ -934,7 +921,7 @@ impl Worker {
             return Ok(());
         }
         let api: Api<Pod> = Api::namespaced(
-            self.shared.config.client.clone(),
+            self.shared.client.clone(),
             self.pod.metadata.namespace.as_deref().unwrap_or_default(),
         );
         let name = self.pod.metadata.name.clone().unwrap_or_default();
@@ -960,14 +947,7 @@ impl Worker {
     }
 
     async fn stop_container(&mut self, id: &str, grace: i64) {
-        let mut runtime = self.shared.cri.runtime.clone();
-        if let Err(status) = runtime
-            .stop_container(api::StopContainerRequest {
-                container_id: id.to_string(),
-                timeout: grace,
-            })
-            .await
-        {
+        if let Err(status) = self.shared.runtime.stop_container(id, grace).await {
             if status.code() != tonic::Code::NotFound {
                 warn!(container = %id, error = %status.message(), "stopping container");
             }
@@ -976,7 +956,7 @@ impl Worker {
 
     /// Run preStop hooks, then stop every running container within `grace` seconds
     /// (SIGTERM, then SIGKILL), then stop the sandbox (which releases the pod's IP).
-    async fn stop_everything(&mut self, state: &PodRuntimeState, grace: i64) {
+    async fn stop_pod(&mut self, state: &PodRuntimeState, grace: i64) {
         let deadline = Instant::now() + Duration::from_secs(grace as u64);
         let spec = self.pod.spec.clone().unwrap_or_default();
         let mut stops = Vec::new();
@@ -988,7 +968,7 @@ impl Worker {
                     .chain(spec.init_containers.iter().flatten())
                     .find(|c| c.name == r.name)
                     .cloned();
-                let cri = self.shared.cri.clone();
+                let runtime = self.shared.runtime.clone();
                 let id = r.id.clone();
                 if grace > 0 {
                     self.shared.events.normal(
@@ -999,7 +979,6 @@ impl Worker {
                     );
                 }
                 stops.push(async move {
-                    let mut runtime = cri.runtime.clone();
                     if let Some(exec) = c
                         .as_ref()
                         .and_then(|c| c.lifecycle.as_ref())
@@ -1008,11 +987,7 @@ impl Worker {
                     {
                         let _ = tokio::time::timeout(
                             deadline.saturating_duration_since(Instant::now()),
-                            runtime.exec_sync(api::ExecSyncRequest {
-                                container_id: id.clone(),
-                                cmd: exec.command.clone().unwrap_or_default(),
-                                timeout: grace,
-                            }),
+                            runtime.exec_sync(&id, exec.command.clone().unwrap_or_default(), grace),
                         )
                         .await;
                     } else if let Some(sleep) = c
@@ -1032,12 +1007,7 @@ impl Worker {
                         .saturating_duration_since(Instant::now())
                         .as_millis()
                         .div_ceil(1000) as i64;
-                    let _ = runtime
-                        .stop_container(api::StopContainerRequest {
-                            container_id: id,
-                            timeout: remaining,
-                        })
-                        .await;
+                    let _ = runtime.stop_container(&id, remaining).await;
                 });
             }
         }
@@ -1045,18 +1015,12 @@ impl Worker {
         for (_, task) in self.probes.drain() {
             task.abort();
         }
-        let mut runtime = self.shared.cri.runtime.clone();
         for s in state
             .sandboxes
             .iter()
             .filter(|s| s.state == api::PodSandboxState::SandboxReady as i32)
         {
-            if let Err(status) = runtime
-                .stop_pod_sandbox(api::StopPodSandboxRequest {
-                    pod_sandbox_id: s.id.clone(),
-                })
-                .await
-            {
+            if let Err(status) = self.shared.runtime.stop_pod_sandbox(&s.id).await {
                 warn!(sandbox = %s.id, error = %status.message(), "stopping sandbox");
             }
         }
@@ -1064,27 +1028,14 @@ impl Worker {
 
     /// Shut the pod down, clean up after it, and (when it was deleted through the API)
     /// remove the object, which completes the graceful deletion.
-    async fn terminate(&mut self) -> Result<()> {
-        let state = PodRuntimeState::load(&self.shared.cri, &self.uid).await?;
-        // Force-deleted pods (gone from the API) still get a short grace.
-        let grace = if self.gone {
-            grace_period(&self.pod).min(2)
-        } else {
-            grace_period(&self.pod)
-        };
-        self.stop_everything(&state, grace).await;
+    async fn terminate(&mut self, state: &PodRuntimeState, grace: i64) -> Result<()> {
+        self.stop_pod(state, grace).await;
         if !self.gone {
-            let state = PodRuntimeState::load(&self.shared.cri, &self.uid).await?;
+            let state = self.observe().await?;
             self.write_status(&state).await?;
         }
-        let mut runtime = self.shared.cri.runtime.clone();
         for s in &state.sandboxes {
-            if let Err(status) = runtime
-                .remove_pod_sandbox(api::RemovePodSandboxRequest {
-                    pod_sandbox_id: s.id.clone(),
-                })
-                .await
-            {
+            if let Err(status) = self.shared.runtime.remove_pod_sandbox(&s.id).await {
                 warn!(sandbox = %s.id, error = %status.message(), "removing sandbox");
             }
         }
@@ -1100,7 +1051,7 @@ impl Worker {
         let _ = std::fs::remove_dir_all(log_dir);
         if !self.gone {
             let api: Api<Pod> = Api::namespaced(
-                self.shared.config.client.clone(),
+                self.shared.client.clone(),
                 meta.namespace.as_deref().unwrap_or_default(),
             );
             let params = DeleteParams {
@@ -1124,3 +1075,6 @@ impl Worker {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

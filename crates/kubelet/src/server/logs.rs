@@ -27,6 +27,7 @@ use super::log_format::{tail_start, LogOptions, Renderer};
 use super::lookup::{self, PodRef};
 use super::{HttpError, SharedState};
 use crate::cri::api;
+use crate::runtime::RuntimeService;
 
 const READ_CHUNK: usize = 64 * 1024;
 /// How often a followed log that reached its end is checked for new bytes.
@@ -78,11 +79,17 @@ async fn serve(
     })?;
 
     let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(16);
-    let cri = state.config.cri.clone();
+    let runtime = state.config.runtime.clone();
     let shutdown = state.shutdown.clone();
     k3rs_core::task::spawn(
         async move {
-            let copy = copy_log(file, &options, &cri, source.container_id.as_deref(), &tx);
+            let copy = copy_log(
+                file,
+                &options,
+                runtime.as_ref(),
+                source.container_id.as_deref(),
+                &tx,
+            );
             tokio::select! {
                 result = copy => {
                     if let Err(err) = result {
@@ -149,7 +156,7 @@ async fn choose_source(
         name: pod_name.to_string(),
         uid: Some(uid.clone()),
     };
-    let instances = lookup::container_instances(&state.config.cri, &pod_ref, container)
+    let instances = lookup::container_instances(state.config.runtime.as_ref(), &pod_ref, container)
         .await
         .map_err(HttpError::internal)?;
     let dir = state
@@ -189,7 +196,7 @@ async fn source_from_files(
         name: pod_name.to_string(),
         uid: None,
     };
-    let sandbox_uid = lookup::sandbox(&state.config.cri, &pod_ref)
+    let sandbox_uid = lookup::sandbox(state.config.runtime.as_ref(), &pod_ref)
         .await
         .ok()
         .flatten()
@@ -215,10 +222,13 @@ async fn source_from_files(
         .and_then(|n| n.to_str())
         .and_then(|n| n.strip_prefix(&format!("{namespace}_{pod_name}_")))
         .map(str::to_string);
-    let instances =
-        lookup::container_instances(&state.config.cri, &PodRef { uid, ..pod_ref }, container)
-            .await
-            .unwrap_or_default();
+    let instances = lookup::container_instances(
+        state.config.runtime.as_ref(),
+        &PodRef { uid, ..pod_ref },
+        container,
+    )
+    .await
+    .unwrap_or_default();
     let newest_live = match (files.last(), instances.first()) {
         (Some(newest), Some(instance)) => {
             lookup::restart_count(instance) == *newest && is_live(instance)
@@ -390,7 +400,7 @@ fn pick_file(files: &[u32], previous: bool, newest_live: bool) -> Option<u32> {
 async fn copy_log(
     mut file: tokio::fs::File,
     options: &LogOptions,
-    cri: &crate::cri::Cri,
+    runtime: &dyn RuntimeService,
     container_id: Option<&str>,
     tx: &mpsc::Sender<std::io::Result<Bytes>>,
 ) -> std::io::Result<()> {
@@ -411,7 +421,7 @@ async fn copy_log(
             if options.follow && !stopped {
                 if last_state_check.is_none_or(|at| at.elapsed() >= FOLLOW_STATE_CHECK) {
                     last_state_check = Some(tokio::time::Instant::now());
-                    stopped = !container_running(cri, container_id).await;
+                    stopped = !container_running(runtime, container_id).await;
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(FOLLOW_POLL) => continue,
@@ -442,18 +452,16 @@ async fn copy_log(
 }
 
 /// Whether the runtime still runs the container (unknown containers do not run).
-async fn container_running(cri: &crate::cri::Cri, container_id: Option<&str>) -> bool {
+async fn container_running(runtime: &dyn RuntimeService, container_id: Option<&str>) -> bool {
     let Some(id) = container_id else {
         return false;
     };
-    let request = api::ListContainersRequest {
-        filter: Some(api::ContainerFilter {
-            id: id.to_string(),
-            ..Default::default()
-        }),
+    let filter = api::ContainerFilter {
+        id: id.to_string(),
+        ..Default::default()
     };
-    match cri.runtime.clone().list_containers(request).await {
-        Ok(answer) => answer.into_inner().containers.iter().any(is_live),
+    match runtime.list_containers(Some(filter)).await {
+        Ok(containers) => containers.iter().any(is_live),
         // A runtime restart must not end a follow: keep waiting.
         Err(_) => true,
     }

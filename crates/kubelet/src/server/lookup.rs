@@ -5,7 +5,8 @@
 
 use std::collections::HashMap;
 
-use crate::cri::{api, labels, Cri};
+use crate::cri::{api, labels};
+use crate::runtime::RuntimeService;
 use crate::{Error, Result};
 
 /// A pod as the kubelet API paths name it.
@@ -31,21 +32,18 @@ impl PodRef {
 }
 
 /// The pod's current sandbox: ready ones before stopped ones, then the newest.
-pub async fn sandbox(cri: &Cri, pod: &PodRef) -> Result<Option<api::PodSandbox>> {
-    let request = api::ListPodSandboxRequest {
-        filter: Some(api::PodSandboxFilter {
-            label_selector: pod.selector(),
-            ..Default::default()
-        }),
+pub async fn sandbox(
+    runtime: &dyn RuntimeService,
+    pod: &PodRef,
+) -> Result<Option<api::PodSandbox>> {
+    let filter = api::PodSandboxFilter {
+        label_selector: pod.selector(),
+        ..Default::default()
     };
-    let items = cri
-        .runtime
-        .clone()
-        .list_pod_sandbox(request)
+    let items = runtime
+        .list_pod_sandboxes(Some(filter))
         .await
-        .map_err(|status| Error::cri("ListPodSandbox", status))?
-        .into_inner()
-        .items;
+        .map_err(|status| Error::cri("ListPodSandbox", status))?;
     Ok(items.into_iter().max_by_key(|s| {
         (
             s.state == api::PodSandboxState::SandboxReady as i32,
@@ -57,37 +55,31 @@ pub async fn sandbox(cri: &Cri, pod: &PodRef) -> Result<Option<api::PodSandbox>>
 /// Every instance (restart) of one container of the pod that the runtime still has,
 /// newest first.
 pub async fn container_instances(
-    cri: &Cri,
+    runtime: &dyn RuntimeService,
     pod: &PodRef,
     container: &str,
 ) -> Result<Vec<api::Container>> {
     let mut selector = pod.selector();
     selector.insert(labels::CONTAINER_NAME.to_string(), container.to_string());
-    let request = api::ListContainersRequest {
-        filter: Some(api::ContainerFilter {
-            label_selector: selector,
-            ..Default::default()
-        }),
+    let filter = api::ContainerFilter {
+        label_selector: selector,
+        ..Default::default()
     };
-    let mut items = cri
-        .runtime
-        .clone()
-        .list_containers(request)
+    let mut items = runtime
+        .list_containers(Some(filter))
         .await
-        .map_err(|status| Error::cri("ListContainers", status))?
-        .into_inner()
-        .containers;
+        .map_err(|status| Error::cri("ListContainers", status))?;
     items.sort_by_key(|c| std::cmp::Reverse(c.created_at));
     Ok(items)
 }
 
 /// The running instance of a container, if there is one.
 pub async fn running_container(
-    cri: &Cri,
+    runtime: &dyn RuntimeService,
     pod: &PodRef,
     container: &str,
 ) -> Result<Option<api::Container>> {
-    Ok(container_instances(cri, pod, container)
+    Ok(container_instances(runtime, pod, container)
         .await?
         .into_iter()
         .find(is_running))

@@ -30,7 +30,7 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 use tracing::{debug, info, warn, Instrument};
 
-use crate::cri::Cri;
+use crate::runtime::RuntimeService;
 use crate::{Error, Paths, Result};
 
 pub struct ServerConfig {
@@ -40,7 +40,7 @@ pub struct ServerConfig {
     pub client_ca_pem: String,
     pub client: kube::Client,
     pub node_name: String,
-    pub cri: Cri,
+    pub runtime: Arc<dyn RuntimeService>,
     pub paths: Paths,
 }
 

@@ -214,9 +214,7 @@ pub async fn summary(State(state): State<SharedState>) -> Response {
 async fn build(state: &SharedState) -> Result<Summary, HttpError> {
     let now = Utc::now();
     let now_ns = now.timestamp_nanos_opt().unwrap_or_default();
-    let cri = &state.config.cri;
-
-    let image_fs = image_filesystem(cri, &now).await;
+    let image_fs = image_filesystem(state.config.runtime.as_ref(), &now).await;
     let node = NodeStats {
         node_name: state.config.node_name.clone(),
         start_time: boot_time().map(rfc3339).unwrap_or_default(),
@@ -238,8 +236,7 @@ async fn pod_stats(
     image_fs: Option<&FsStats>,
     now: &DateTime<Utc>,
 ) -> Result<Vec<PodStats>, HttpError> {
-    let cri = &state.config.cri;
-    let mut runtime = cri.runtime.clone();
+    let runtime = state.config.runtime.as_ref();
     let ready = api::PodSandboxFilter {
         state: Some(api::PodSandboxStateValue {
             state: api::PodSandboxState::SandboxReady as i32,
@@ -247,13 +244,9 @@ async fn pod_stats(
         ..Default::default()
     };
     let sandboxes = runtime
-        .list_pod_sandbox(api::ListPodSandboxRequest {
-            filter: Some(ready),
-        })
+        .list_pod_sandboxes(Some(ready))
         .await
-        .map_err(|s| HttpError::internal(format!("ListPodSandbox: {}", s.message())))?
-        .into_inner()
-        .items;
+        .map_err(|s| HttpError::internal(format!("ListPodSandbox: {}", s.message())))?;
     let running = api::ContainerFilter {
         state: Some(api::ContainerStateValue {
             state: api::ContainerState::ContainerRunning as i32,
@@ -261,33 +254,23 @@ async fn pod_stats(
         ..Default::default()
     };
     let containers = runtime
-        .list_containers(api::ListContainersRequest {
-            filter: Some(running),
-        })
+        .list_containers(Some(running))
         .await
-        .map_err(|s| HttpError::internal(format!("ListContainers: {}", s.message())))?
-        .into_inner()
-        .containers;
+        .map_err(|s| HttpError::internal(format!("ListContainers: {}", s.message())))?;
     let container_stats = runtime
-        .list_container_stats(api::ListContainerStatsRequest::default())
+        .list_container_stats()
         .await
-        .map_err(|s| HttpError::internal(format!("ListContainerStats: {}", s.message())))?
-        .into_inner()
-        .stats;
+        .map_err(|s| HttpError::internal(format!("ListContainerStats: {}", s.message())))?;
     // Pod-level figures (network above all) where the runtime has them; containerd 1.6
     // answers Unimplemented and the pods are summed from their containers instead.
-    let sandbox_stats: HashMap<String, api::PodSandboxStats> = match runtime
-        .list_pod_sandbox_stats(api::ListPodSandboxStatsRequest::default())
-        .await
-    {
-        Ok(answer) => answer
-            .into_inner()
-            .stats
-            .into_iter()
-            .filter_map(|s| Some((s.attributes.as_ref()?.id.clone(), s)))
-            .collect(),
-        Err(_) => HashMap::new(),
-    };
+    let sandbox_stats: HashMap<String, api::PodSandboxStats> =
+        match runtime.list_pod_sandbox_stats().await {
+            Ok(stats) => stats
+                .into_iter()
+                .filter_map(|s| Some((s.attributes.as_ref()?.id.clone(), s)))
+                .collect(),
+            Err(_) => HashMap::new(),
+        };
 
     let stats_by_id: HashMap<&str, &api::ContainerStats> = container_stats
         .iter()
@@ -526,15 +509,11 @@ fn sum_fs<'a>(
 }
 
 /// The runtime's image filesystem: its use from CRI, its size from statvfs.
-async fn image_filesystem(cri: &crate::cri::Cri, now: &DateTime<Utc>) -> Option<FsStats> {
-    let info = cri
-        .images
-        .clone()
-        .image_fs_info(api::ImageFsInfoRequest {})
-        .await
-        .ok()?
-        .into_inner();
-    let usage = info.image_filesystems.into_iter().next()?;
+async fn image_filesystem(
+    runtime: &dyn crate::runtime::RuntimeService,
+    now: &DateTime<Utc>,
+) -> Option<FsStats> {
+    let usage = runtime.image_fs_info().await.ok()?.into_iter().next()?;
     let mountpoint = usage.fs_id.as_ref()?.mountpoint.clone();
     let mut fs = filesystem(Path::new(&mountpoint), now)?;
     fs.used_bytes = usage.used_bytes.map(|v| v.value);

@@ -182,10 +182,10 @@ async fn serve(
     }
     let options = StreamOptions::parse(request.uri().query().unwrap_or_default(), kind)
         .map_err(HttpError::bad_request)?;
-    let cri = &state.config.cri;
+    let runtime = state.config.runtime.as_ref();
     let url = match (kind, container) {
         (Kind::PortForward, _) => {
-            let sandbox = lookup::sandbox(cri, &pod)
+            let sandbox = lookup::sandbox(runtime, &pod)
                 .await
                 .map_err(HttpError::internal)?
                 .filter(|s| s.state == api::PodSandboxState::SandboxReady as i32)
@@ -195,19 +195,13 @@ async fn serve(
                         format!("pod {:?} does not exist", pod.name),
                     )
                 })?;
-            let answer = cri
-                .runtime
-                .clone()
-                .port_forward(api::PortForwardRequest {
-                    pod_sandbox_id: sandbox.id,
-                    port: options.ports,
-                })
+            runtime
+                .port_forward(&sandbox.id, options.ports)
                 .await
-                .map_err(|s| HttpError::internal(format!("PortForward: {}", s.message())))?;
-            answer.into_inner().url
+                .map_err(|s| HttpError::internal(format!("PortForward: {}", s.message())))?
         }
         (_, Some(container)) => {
-            let found = lookup::running_container(cri, &pod, &container)
+            let found = lookup::running_container(runtime, &pod, &container)
                 .await
                 .map_err(HttpError::internal)?
                 .ok_or_else(|| {
@@ -217,9 +211,7 @@ async fn serve(
                     )
                 })?;
             if kind == Kind::Exec {
-                let answer = cri
-                    .runtime
-                    .clone()
+                runtime
                     .exec(api::ExecRequest {
                         container_id: found.id,
                         cmd: options.command,
@@ -229,12 +221,9 @@ async fn serve(
                         stderr: options.stderr,
                     })
                     .await
-                    .map_err(|s| HttpError::internal(format!("Exec: {}", s.message())))?;
-                answer.into_inner().url
+                    .map_err(|s| HttpError::internal(format!("Exec: {}", s.message())))?
             } else {
-                let answer = cri
-                    .runtime
-                    .clone()
+                runtime
                     .attach(api::AttachRequest {
                         container_id: found.id,
                         stdin: options.stdin,
@@ -243,8 +232,7 @@ async fn serve(
                         stderr: options.stderr,
                     })
                     .await
-                    .map_err(|s| HttpError::internal(format!("Attach: {}", s.message())))?;
-                answer.into_inner().url
+                    .map_err(|s| HttpError::internal(format!("Attach: {}", s.message())))?
             }
         }
         (_, None) => return Err(HttpError::bad_request("a container name is required")),

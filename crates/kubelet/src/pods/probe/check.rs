@@ -12,8 +12,8 @@ use k8s_openapi::api::core::v1::{Container, Probe};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{exec, grpc, http, tcp};
-use crate::cri::Cri;
 use crate::pods::env::expand;
+use crate::runtime::RuntimeService;
 
 /// What one check found, in upstream's four kinds.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,9 +100,14 @@ impl Check {
 
     /// Run the check once, bounded by `timeout` (exec leaves the bound to the runtime,
     /// which kills the command, and only guards against a runtime that never answers).
-    pub async fn run(&self, cri: &Cri, container_id: &str, timeout: Duration) -> Outcome {
+    pub async fn run(
+        &self,
+        runtime: &dyn RuntimeService,
+        container_id: &str,
+        timeout: Duration,
+    ) -> Outcome {
         match self {
-            Check::Exec { command } => exec::check(cri, container_id, command, timeout).await,
+            Check::Exec { command } => exec::check(runtime, container_id, command, timeout).await,
             Check::Http(target) => http::check(target, timeout).await,
             Check::Tcp { host, port } => tcp::check(host, *port, timeout).await,
             Check::Grpc {

@@ -8,7 +8,8 @@ use std::time::Duration;
 use tonic::Code;
 
 use super::check::Outcome;
-use crate::cri::{api, Cri};
+use crate::cri::api;
+use crate::runtime::RuntimeService;
 
 /// Upstream keeps at most this much of an exec probe's output.
 const MAX_OUTPUT: usize = 10 * 1024;
@@ -20,14 +21,14 @@ const MAX_OUTPUT: usize = 10 * 1024;
 const RUNTIME_GRACE: Duration = Duration::from_secs(30);
 
 pub async fn check(
-    cri: &Cri,
+    runtime: &dyn RuntimeService,
     container_id: &str,
     command: &[String],
     timeout: Duration,
 ) -> Outcome {
     let request = exec_request(container_id, command, timeout);
-    let mut runtime = cri.runtime.clone();
-    match tokio::time::timeout(timeout + RUNTIME_GRACE, runtime.exec_sync(request)).await {
+    let exec = runtime.exec_sync(&request.container_id, request.cmd, request.timeout);
+    match tokio::time::timeout(timeout + RUNTIME_GRACE, exec).await {
         Err(_) => Outcome::Failure(timed_out(command)),
         // containerd answers DeadlineExceeded when the command outlived `timeout`.
         Ok(Err(status)) if status.code() == Code::DeadlineExceeded => {
@@ -38,7 +39,6 @@ pub async fn check(
             status.message()
         )),
         Ok(Ok(response)) => {
-            let response = response.into_inner();
             let output = combined_output(&response.stdout, &response.stderr);
             if response.exit_code == 0 {
                 Outcome::Success

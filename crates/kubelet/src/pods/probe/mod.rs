@@ -18,6 +18,7 @@ mod tls;
 mod url;
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use futures::future::join_all;
@@ -29,7 +30,7 @@ use tracing::{debug, info, warn, Instrument};
 
 use self::check::{Check, Outcome};
 use self::timing::{first_check_wait, ProbeSettings, ResultTracker};
-use crate::cri::Cri;
+use crate::runtime::RuntimeService;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ProbeKind {
@@ -89,7 +90,7 @@ pub struct ProbeUpdate {
 /// `initialDelaySeconds` counts from it, so a container adopted after an agent restart is
 /// not held back a second time.
 pub fn spawn_container_probes(
-    cri: Cri,
+    runtime: Arc<dyn RuntimeService>,
     pod: &Pod,
     container: &Container,
     container_id: String,
@@ -119,7 +120,7 @@ pub fn spawn_container_probes(
 
     let (started, _) = watch::channel(container.startup_probe.is_none());
     let context = ProbeContext {
-        cri,
+        runtime,
         container_name: container.name.clone(),
         container_id,
         started_at,
@@ -149,7 +150,8 @@ pub fn spawn_container_probes(
 
 /// What every probe loop of one container shares.
 struct ProbeContext {
-    cri: Cri,
+    /// For exec checks.
+    runtime: Arc<dyn RuntimeService>,
     container_name: String,
     container_id: String,
     started_at: SystemTime,
@@ -216,7 +218,11 @@ impl ProbeLoop {
         loop {
             ticker.tick().await;
             let outcome = check
-                .run(&context.cri, &context.container_id, self.settings.timeout)
+                .run(
+                    context.runtime.as_ref(),
+                    &context.container_id,
+                    self.settings.timeout,
+                )
                 .await;
             let (success, message) = match outcome {
                 Outcome::Success => (true, String::new()),
@@ -339,10 +345,10 @@ mod tests {
             readiness_probe: Some(http_probe(app_port, 1, 30)),
             ..Container::default()
         };
-        let cri = Cri::connect(std::path::Path::new("/nonexistent/cri.sock")).unwrap();
+        let runtime = Arc::new(crate::runtime::fake::FakeRuntime::new());
         let (sender, mut updates) = mpsc::channel(16);
         let task = spawn_container_probes(
-            cri,
+            runtime,
             &Pod::default(),
             &container,
             "c1".to_string(),
@@ -399,11 +405,11 @@ mod tests {
             readiness_probe: Some(http_probe(1, 3, 0)),
             ..Container::default()
         };
-        let cri = Cri::connect(std::path::Path::new("/nonexistent/cri.sock")).unwrap();
+        let runtime = Arc::new(crate::runtime::fake::FakeRuntime::new());
         let (sender, updates) = mpsc::channel(16);
         drop(updates);
         let task = spawn_container_probes(
-            cri,
+            runtime,
             &Pod::default(),
             &container,
             "c1".to_string(),
