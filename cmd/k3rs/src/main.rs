@@ -1,6 +1,6 @@
 //! The `k3rs` binary: parses flags (command line, `K3RS_*` environment, config file),
 //! sets up logging, handles SIGTERM/SIGINT, and hands over to the component libraries
-//! (`k3rs-apiserver` and friends for `server`, `k3rs-agent` for the node and `agent`).
+//! (`k3rs-server` for `server`, `k3rs-agent` for `agent`).
 
 mod agent_flags;
 mod cli;
@@ -125,8 +125,12 @@ fn main() {
         .expect("tokio runtime");
     let shutdown = Shutdown::new();
     let result = match cli.command {
-        cli::Command::Server(args) => server::Settings::from_args(&args).and_then(|settings| {
-            until_signal(&runtime, &shutdown, server::run(settings, shutdown.clone()))
+        cli::Command::Server(args) => server::config(&args).and_then(|config| {
+            until_signal(
+                &runtime,
+                &shutdown,
+                k3rs_server::run(config, shutdown.clone()),
+            )
         }),
         cli::Command::Agent(args) => agent_flags::join_settings(&args).and_then(|settings| {
             until_signal(
