@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
-use chrono::{DateTime, Utc};
-use k3rs_agent::bootstrap_tokens::{self, Listed};
+use chrono::Utc;
+use k3rs_agent::bootstrap_tokens;
 use k3rs_certs::bootstrap_token::BootstrapToken;
 use k3rs_certs::Token;
 
@@ -76,70 +76,6 @@ async fn create(args: &TokenCreateArgs) -> Result<()> {
     Ok(())
 }
 
-/// Time left, as kubectl prints ages: `23h`, `59m`, `40s`; `<forever>`, `<expired>`.
-fn time_left(expires: Option<&str>, now: DateTime<Utc>) -> String {
-    let Some(expires) = expires else {
-        return "<forever>".into();
-    };
-    let Ok(at) = DateTime::parse_from_rfc3339(expires) else {
-        return "<invalid>".into();
-    };
-    let left = at.with_timezone(&Utc) - now;
-    let secs = left.num_seconds();
-    match secs {
-        s if s <= 0 => "<expired>".into(),
-        s if s < 120 => format!("{s}s"),
-        s if s < 2 * 3600 => format!("{}m", s / 60),
-        s if s < 48 * 3600 => format!("{}h", s / 3600),
-        s => format!("{}d", s / 86400),
-    }
-}
-
-fn table(tokens: &[Listed], now: DateTime<Utc>) -> String {
-    let none = |s: String| {
-        if s.is_empty() {
-            "<none>".to_string()
-        } else {
-            s
-        }
-    };
-    let mut rows = vec![[
-        "TOKEN".to_string(),
-        "TTL".into(),
-        "EXPIRES".into(),
-        "USAGES".into(),
-        "DESCRIPTION".into(),
-        "EXTRA GROUPS".into(),
-    ]];
-    for t in tokens {
-        rows.push([
-            t.id.clone(),
-            time_left(t.expires.as_deref(), now),
-            t.expires.clone().unwrap_or_else(|| "<never>".into()),
-            none(t.usages.join(",")),
-            none(t.description.clone()),
-            none(t.groups.join(",")),
-        ]);
-    }
-    let widths: Vec<usize> = (0..6)
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let cells: Vec<String> = row
-            .iter()
-            .enumerate()
-            .map(|(i, cell)| match i {
-                5 => cell.clone(),
-                _ => format!("{cell:<width$}", width = widths[i]),
-            })
-            .collect();
-        out.push_str(cells.join("   ").trim_end());
-        out.push('\n');
-    }
-    out
-}
-
 async fn list(args: &TokenListArgs) -> Result<()> {
     if !matches!(args.output.as_str(), "text" | "json" | "yaml") {
         bail!(
@@ -152,7 +88,7 @@ async fn list(args: &TokenListArgs) -> Result<()> {
     match args.output.as_str() {
         "json" => println!("{}", serde_json::to_string_pretty(&tokens)?),
         "yaml" => print!("{}", serde_yaml::to_string(&tokens)?),
-        _ => print!("{}", table(&tokens, Utc::now())),
+        _ => print!("{}", bootstrap_tokens::table(&tokens, Utc::now())),
     }
     Ok(())
 }
@@ -185,28 +121,5 @@ mod tests {
         for bad in ["", "h", "1d", "-1h", "1h30", "99999999999999999999h"] {
             assert!(parse_ttl(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn table_shows_time_left_and_no_secret() {
-        let expires = DateTime::parse_from_rfc3339("2030-01-02T03:04:05Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        let row = Listed {
-            id: "abcdef".into(),
-            expires: Some("2030-01-02T03:04:05Z".into()),
-            usages: vec!["authentication".into(), "signing".into()],
-            description: "for n2".into(),
-            groups: vec![k3rs_certs::bootstrap_token::DEFAULT_GROUP.into()],
-        };
-        let now = expires - chrono::Duration::hours(23);
-        let text = table(&[row], now);
-        assert!(text.starts_with("TOKEN "), "{text}");
-        assert!(text.contains("abcdef   23h"), "{text}");
-        assert_eq!(
-            time_left(Some("2030-01-02T03:04:05Z"), expires),
-            "<expired>"
-        );
-        assert_eq!(time_left(None, expires), "<forever>");
     }
 }
