@@ -1,5 +1,5 @@
 //! Starting a node's components: the overlay (unless `none`) and the kubelet, each a
-//! task with its span. The pod MTU the overlay leaves is known before the kubelet writes
+//! task with its span (the kubelet opens its own). The pod MTU the overlay leaves is known before the kubelet writes
 //! its CNI config.
 
 use anyhow::{anyhow, Context, Result};
@@ -64,7 +64,6 @@ pub fn start(
     } else if node.backend != Backend::None {
         tracing::warn!(%node_ip, "node IP is a loopback address: no overlay network");
     }
-    let span = tracing::info_span!("kubelet", node = %node.node_name);
     let kubelet = k3rs_kubelet::Config {
         node_name: node.node_name,
         data_dir: node.data_dir,
@@ -85,12 +84,10 @@ pub fn start(
         cni_mtu,
         write_cni_config: node.backend != Backend::None,
     };
-    Ok(k3rs_core::task::spawn(
-        async move {
-            if let Err(err) = k3rs_kubelet::run(kubelet, shutdown).await {
-                tracing::error!(error = %err, "agent stopped");
-            }
+    // The kubelet opens its own span (`kubelet{node=...}`).
+    Ok(k3rs_core::task::spawn(async move {
+        if let Err(err) = k3rs_kubelet::run(kubelet, shutdown).await {
+            tracing::error!(error = %err, "agent stopped");
         }
-        .instrument(span),
-    ))
+    }))
 }
