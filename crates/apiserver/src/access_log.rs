@@ -37,23 +37,23 @@ pub(crate) async fn log_request(req: Request, next: Next) -> Response {
         ("name", &attrs.name),
     ] {
         if !value.is_empty() {
-            span.record(key, value.as_str());
+            span.record(key, field::display(value));
         }
     }
     let response = next.run(req).instrument(span.clone()).await;
     let code = response.status().as_u16();
     span.record("code", code);
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed();
     let _entered = span.enter();
     if response.status().is_server_error() {
-        tracing::warn!(path = %attrs.path, elapsed_ms, "request failed");
+        tracing::warn!(path = %attrs.path, ?elapsed, "request failed");
     } else {
-        tracing::debug!(path = %attrs.path, elapsed_ms, "request");
+        tracing::debug!(path = %attrs.path, ?elapsed, "request");
     }
     response
 }
 
 /// Name the caller on the current request's span, once authentication knows it.
 pub(crate) fn record_user(user: &str) {
-    Span::current().record("user", user);
+    Span::current().record("user", field::display(user));
 }
