@@ -1,6 +1,6 @@
 //! Starting a node's components: the overlay (unless `none`) and the kubelet, each a
-//! task with its span (the kubelet opens its own). The pod MTU the overlay leaves is known before the kubelet writes
-//! its CNI config.
+//! task with its span (the kubelet opens its own). The pod MTU the overlay leaves is
+//! known before the kubelet writes its CNI config.
 
 use anyhow::{anyhow, Context, Result};
 use k3rs_core::Shutdown;
