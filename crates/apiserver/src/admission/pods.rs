@@ -5,10 +5,7 @@
 use std::collections::HashSet;
 
 use k3rs_core::quantity::Quantity;
-use k3rs_core::scheduling::tolerates;
 use k3rs_core::validation;
-use k8s_openapi::api::core::v1::{Taint, Toleration};
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::fields::{self, Path};
@@ -107,16 +104,15 @@ pub fn admit_create(obj: &mut Value, suffix: &str) {
     }
 }
 
-/// Whether a toleration already covers the `NoExecute` taint `key` (which carries no
-/// value). One that does not parse as a Toleration covers nothing; validation rejects it.
+/// Whether a toleration already covers the `NoExecute` taint `key`, by upstream's
+/// DefaultTolerationSeconds rule: key and effect only (empty means any), whatever its
+/// operator and value say. This is the admission plugin's own rule, not taint matching
+/// (`k3rs_core::scheduling::tolerates`): upstream adds no default when a pod mentions the
+/// taint at all.
 fn tolerates_no_execute(toleration: &Value, key: &str) -> bool {
-    let taint = Taint {
-        key: key.to_string(),
-        value: None,
-        effect: "NoExecute".to_string(),
-        time_added: None,
-    };
-    Toleration::deserialize(toleration).is_ok_and(|t| tolerates(&t, &taint))
+    let field = |name: &str| toleration.get(name).and_then(Value::as_str).unwrap_or("");
+    (field("key") == key || field("key").is_empty())
+        && (field("effect") == "NoExecute" || field("effect").is_empty())
 }
 
 /// Limits without requests make the requests equal to the limits.
@@ -475,6 +471,24 @@ mod tests {
             .iter()
             .map(|c| format!("{}: {}", c.field, c.message))
             .collect()
+    }
+
+    #[test]
+    fn default_toleration_seconds_look_at_key_and_effect_only() {
+        let key = "node.kubernetes.io/not-ready";
+        for covered in [
+            json!({"key": key, "operator": "Equal", "value": "x", "effect": "NoExecute"}),
+            json!({"key": key, "operator": "Exists"}),
+            json!({"operator": "Exists"}),
+        ] {
+            assert!(tolerates_no_execute(&covered, key), "{covered}");
+        }
+        for other in [
+            json!({"key": key, "operator": "Exists", "effect": "NoSchedule"}),
+            json!({"key": "node.kubernetes.io/unreachable", "operator": "Exists"}),
+        ] {
+            assert!(!tolerates_no_execute(&other, key), "{other}");
+        }
     }
 
     #[test]
