@@ -18,7 +18,7 @@ fatal() { printf '[k3rs] error: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || fatal "run as root (the server manages /var/lib/rancher/k3rs and /etc/rancher/k3rs)"
 
-# shellcheck source=lib/packages.sh
+# shellcheck source=scripts/lib/packages.sh
 source "$here/scripts/lib/packages.sh"
 ensure_packages "${K3RS_RUNTIME_PACKAGES[@]}" "${K3RS_BUILD_PACKAGES[@]}" \
     || fatal "install the packages above first"

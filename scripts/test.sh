@@ -6,7 +6,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$here"
 
-# shellcheck source=lib/packages.sh
+# shellcheck source=scripts/lib/packages.sh
 source scripts/lib/packages.sh
 ensure_packages "${K3RS_RUNTIME_PACKAGES[@]}" "${K3RS_BUILD_PACKAGES[@]}" \
     "${K3RS_TEST_PACKAGES[@]}"

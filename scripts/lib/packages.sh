@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034  # the lists are used by the scripts that source this file
 # The Debian packages k3rs needs, in one place, for scripts/install.sh and scripts/test.sh.
 # Source it, then call `ensure_packages LIST...` with the lists below.
 
