@@ -6,7 +6,6 @@ use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use kube::api::PostParams;
 
 use k3rs_core::Shutdown;
-use tracing::Instrument;
 
 use crate::join::{join, JoinSettings, Joined, Stop, Supervisor};
 use crate::loadbalancer::LoadBalancer;
@@ -110,14 +109,11 @@ pub async fn run(settings: JoinSettings, shutdown: Shutdown) -> Result<()> {
     let identity = whoami(&joined).await?;
     check_serving(&joined)?;
     tracing::info!("{}", summary(&joined, &identity));
-    k3rs_core::task::spawn(
-        follow_servers(
-            joined.supervisor.clone(),
-            joined.load_balancer.clone(),
-            shutdown.clone(),
-        )
-        .in_current_span(),
-    );
+    k3rs_core::task::spawn(follow_servers(
+        joined.supervisor.clone(),
+        joined.load_balancer.clone(),
+        shutdown.clone(),
+    ));
     // The server decides the cluster's overlay; the local flag only applies to servers.
     let node = NodeCredentials {
         node_name: joined.node_name.clone(),

@@ -21,7 +21,7 @@ use http::{header, StatusCode};
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::mpsc;
-use tracing::{debug, warn, Instrument};
+use tracing::{debug, warn};
 
 use super::log_format::{tail_start, LogOptions, Renderer};
 use super::lookup::{self, PodRef};
@@ -81,27 +81,24 @@ async fn serve(
     let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(16);
     let runtime = state.config.runtime.clone();
     let shutdown = state.shutdown.clone();
-    k3rs_core::task::spawn(
-        async move {
-            let copy = copy_log(
-                file,
-                &options,
-                runtime.as_ref(),
-                source.container_id.as_deref(),
-                &tx,
-            );
-            tokio::select! {
-                result = copy => {
-                    if let Err(err) = result {
-                        warn!(path = %source.path.display(), error = %err, "reading container log");
-                        let _ = tx.send(Err(err)).await;
-                    }
+    k3rs_core::task::spawn(async move {
+        let copy = copy_log(
+            file,
+            &options,
+            runtime.as_ref(),
+            source.container_id.as_deref(),
+            &tx,
+        );
+        tokio::select! {
+            result = copy => {
+                if let Err(err) = result {
+                    warn!(path = %source.path.display(), error = %err, "reading container log");
+                    let _ = tx.send(Err(err)).await;
                 }
-                _ = shutdown.cancelled() => {}
             }
+            _ = shutdown.cancelled() => {}
         }
-        .in_current_span(),
-    );
+    });
     let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
     Ok((
         StatusCode::OK,

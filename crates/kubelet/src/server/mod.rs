@@ -28,7 +28,7 @@ use k3rs_core::Shutdown;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
-use tracing::{debug, info, warn, Instrument};
+use tracing::{debug, info, warn};
 
 use crate::runtime::RuntimeService;
 use crate::{Error, Paths, Result};
@@ -174,7 +174,7 @@ async fn serve(listener: TcpListener, acceptor: TlsAcceptor, app: Router, shutdo
         let _ = tcp.set_nodelay(true);
         let connection =
             serve_connection(tcp, peer, acceptor.clone(), app.clone(), graceful.watcher());
-        k3rs_core::task::spawn(connection.in_current_span());
+        k3rs_core::task::spawn(connection);
     }
     if tokio::time::timeout(GRACE, graceful.shutdown())
         .await

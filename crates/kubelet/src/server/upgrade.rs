@@ -15,7 +15,7 @@ use http::header::{self, HeaderMap, HeaderName};
 use http::{StatusCode, Uri};
 use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
-use tracing::{debug, Instrument};
+use tracing::debug;
 
 use super::HttpError;
 
@@ -72,14 +72,11 @@ pub async fn proxy(mut request: Request, target: &Uri) -> Result<Response, HttpE
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
         .await
         .map_err(|e| HttpError::internal(format!("streaming server handshake: {e}")))?;
-    k3rs_core::task::spawn(
-        async move {
-            if let Err(err) = connection.with_upgrades().await {
-                debug!(error = %err, "streaming server connection ended");
-            }
+    k3rs_core::task::spawn(async move {
+        if let Err(err) = connection.with_upgrades().await {
+            debug!(error = %err, "streaming server connection ended");
         }
-        .in_current_span(),
-    );
+    });
 
     let path = target.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let mut forwarded = http::Request::builder()
@@ -108,23 +105,20 @@ pub async fn proxy(mut request: Request, target: &Uri) -> Result<Response, HttpE
 
     let runtime_side = hyper::upgrade::on(&mut answer);
     let client_side = hyper::upgrade::on(&mut request);
-    k3rs_core::task::spawn(
-        async move {
-            let (client, runtime) = tokio::join!(client_side, runtime_side);
-            match (client, runtime) {
-                (Ok(client), Ok(runtime)) => {
-                    let mut client = TokioIo::new(client);
-                    let mut runtime = TokioIo::new(runtime);
-                    match tokio::io::copy_bidirectional(&mut client, &mut runtime).await {
-                        Ok((up, down)) => debug!(up, down, "stream closed"),
-                        Err(err) => debug!(error = %err, "stream ended with an error"),
-                    }
+    k3rs_core::task::spawn(async move {
+        let (client, runtime) = tokio::join!(client_side, runtime_side);
+        match (client, runtime) {
+            (Ok(client), Ok(runtime)) => {
+                let mut client = TokioIo::new(client);
+                let mut runtime = TokioIo::new(runtime);
+                match tokio::io::copy_bidirectional(&mut client, &mut runtime).await {
+                    Ok((up, down)) => debug!(up, down, "stream closed"),
+                    Err(err) => debug!(error = %err, "stream ended with an error"),
                 }
-                (Err(err), _) | (_, Err(err)) => debug!(error = %err, "upgrade did not complete"),
             }
+            (Err(err), _) | (_, Err(err)) => debug!(error = %err, "upgrade did not complete"),
         }
-        .in_current_span(),
-    );
+    });
     let (parts, _) = answer.into_parts();
     Ok(Response::from_parts(parts, Body::empty()))
 }
