@@ -62,7 +62,10 @@ enter() {
         R=$1; shift
         mount --bind "$R" "$R"
         mount -t proc proc "$R/proc"
-        mount --rbind /sys "$R/sys"
+        # A sysfs of its own shows the network namespace it was mounted in (the tests look
+        # for links in /sys/class/net); the cgroup tree stays the host one, as runc needs it.
+        mount -t sysfs sysfs "$R/sys"
+        mount --rbind /sys/fs/cgroup "$R/sys/fs/cgroup"
         mount --rbind /dev "$R/dev"
         mount -t tmpfs tmpfs "$R/run"
         mkdir -p "$R/root/.rustup" "$R/root/.cargo/bin" "$R/usr/lib/google-cloud-sdk"
