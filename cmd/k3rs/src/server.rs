@@ -45,7 +45,11 @@ pub fn config(args: &ServerArgs) -> Result<Config> {
     if let Some(t) = &token {
         k3rs_certs::Token::parse(t).map_err(|e| anyhow!("invalid --token: {e}"))?;
     }
-    let agent = crate::agent_flags::node_agent_config(&args.agent)?;
+    // The node's own flags matter only when this server runs its node.
+    let agent = match args.disable_agent {
+        true => None,
+        false => Some(crate::agent_flags::node_agent_config(&args.agent)?),
+    };
     Ok(Config {
         data_dir: args
             .data_dir
@@ -74,9 +78,9 @@ pub fn config(args: &ServerArgs) -> Result<Config> {
         disable_controller_manager: args.disable_controller_manager,
         disable_scheduler: args.disable_scheduler,
         agent_token: crate::token::agent_token_from_args(args)?,
-        flannel_backend: agent.flannel_backend,
+        flannel_backend: args.agent.flannel_backend.unwrap_or_default(),
         store: store_options()?,
-        agent: (!args.disable_agent).then_some(agent),
+        agent,
         cluster: ClusterConfig {
             cluster_cidr,
             service_cidr,

@@ -14,7 +14,7 @@ use tracing::{field, Instrument, Span};
 use crate::authz::RequestAttributes;
 
 /// Middleware, outermost: opens the request's span and logs its outcome.
-pub(crate) async fn log_request(req: Request, next: Next) -> Response {
+pub(crate) async fn log_request(mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let attrs = RequestAttributes::from_request(req.method(), req.uri().path(), req.uri().query());
     let resource = match attrs.subresource.is_empty() {
@@ -40,6 +40,8 @@ pub(crate) async fn log_request(req: Request, next: Next) -> Response {
             span.record(key, field::display(value));
         }
     }
+    // Authorization needs the same attributes: work them out once per request.
+    req.extensions_mut().insert(attrs.clone());
     let response = next.run(req).instrument(span.clone()).await;
     let code = response.status().as_u16();
     span.record("code", code);

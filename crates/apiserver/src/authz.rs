@@ -260,7 +260,11 @@ pub async fn require_authorization(
         // Unauthenticated requests only reach here for public paths.
         return next.run(req).await;
     };
-    let attrs = RequestAttributes::from_request(req.method(), req.uri().path(), req.uri().query());
+    // The access log worked them out already (it wraps every request).
+    let attrs = match req.extensions().get::<RequestAttributes>() {
+        Some(attrs) => attrs.clone(),
+        None => RequestAttributes::from_request(req.method(), req.uri().path(), req.uri().query()),
+    };
     let decision = match crate::node_authz::check(&state, &identity, &attrs).await {
         Ok(crate::node_authz::Verdict::Defer) => {
             state
